@@ -1,0 +1,129 @@
+"""Settings: one object, built once from the environment (prefix GROWBIN_) and passed in."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from growbin.errors import ConfigError
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+DEFAULT_RABBITMQ_API_URL = "http://guest:guest@127.0.0.1:15672/api"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Build with :func:`load_settings`; never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="GROWBIN_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    broker_url: SecretStr = SecretStr(DEFAULT_BROKER_URL)
+    rabbitmq_api_url: SecretStr = SecretStr(DEFAULT_RABBITMQ_API_URL)
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    result_backend_url: SecretStr | None = None
+    database_url: SecretStr = SecretStr("postgresql+psycopg://postgres@127.0.0.1:5432/growbin")
+    topology: str = Field(
+        default="production",
+        description="A preset name (production, slo, pipeline) or a path to a topology YAML file",
+    )
+    api_secret: SecretStr = SecretStr("")
+    broker_connect_timeout: float = 5.0
+    publish_confirm_timeout: float = 5.0
+
+    def result_backend(self) -> str:
+        """The Celery result backend: Redis unless set explicitly."""
+        url = self.result_backend_url or self.redis_url
+        return url.get_secret_value()
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting, with passwords in URLs and secret values masked, for display."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                raw = value.get_secret_value()
+                out[name] = mask_url(raw) if "://" in raw else ("********" if raw else "")
+            elif isinstance(value, StrEnum):
+                out[name] = value.value
+            else:
+                out[name] = value
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL: amqp://user:secret@host -> amqp://user:****@host."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:****@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secure(settings: Settings) -> None:
+    """Outside development, refuse insecure defaults, naming the variable and the fix."""
+    if settings.env is Environment.DEVELOPMENT or settings.env is Environment.TEST:
+        return
+    problems: list[str] = []
+    for var, secret in (
+        ("GROWBIN_BROKER_URL", settings.broker_url),
+        ("GROWBIN_RABBITMQ_API_URL", settings.rabbitmq_api_url),
+    ):
+        parts = urlsplit(secret.get_secret_value())
+        if (
+            parts.username == "guest"
+            and parts.password == "guest"
+            and not _is_loopback(parts.hostname)
+        ):
+            problems.append(
+                f"{var} uses guest/guest on the non-loopback host {parts.hostname}: "
+                "create a dedicated RabbitMQ user and put its credentials in the URL"
+            )
+        if not parts.password:
+            problems.append(f"{var} has no password: set one in the URL")
+    if not settings.api_secret.get_secret_value():
+        problems.append(
+            "GROWBIN_API_SECRET is empty: set it to a long random value "
+            "(for example `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    if problems:
+        raise ConfigError(
+            f"refusing insecure settings for GROWBIN_ENV={settings.env.value}:\n  - "
+            + "\n  - ".join(problems)
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment (and overrides), checked for safety."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            var = "GROWBIN_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{var}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid settings:\n  - " + "\n  - ".join(lines)) from None
+    check_secure(settings)
+    return settings
