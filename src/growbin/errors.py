@@ -53,9 +53,7 @@ class BrokerApiError(GrowbinError):
 
     def __init__(self, method: str, path: str, status: int, body: str) -> None:
         self.status = status
-        super().__init__(
-            f"RabbitMQ management API {method} {path} answered {status}: {body[:300]}"
-        )
+        super().__init__(f"RabbitMQ management API {method} {path} answered {status}: {body[:300]}")
 
 
 class MigrationRequiredError(GrowbinError):

@@ -70,7 +70,9 @@ def parse(text: str, source: str = "<string>") -> LoadedTopology:
             f"not valid YAML ({problem}): fix the syntax at this line", where
         ) from None
     if node is None:
-        raise TopologyError("the file is empty: start from a preset (`growbin topology show`)", source)
+        raise TopologyError(
+            "the file is empty: start from a preset (`growbin topology show`)", source
+        )
     lines: dict[tuple[str, ...], int] = {}
     data = _to_python(node, (), lines, source)
     if not isinstance(data, dict):
@@ -147,6 +149,8 @@ def _explain(err: Any) -> str:
         return f"{err['input']!r} is not allowed: use one of {expected}"
     if kind == "missing":
         return "required key is missing: add it"
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
     return f"{err['msg']} (got {err.get('input')!r})"
 
 

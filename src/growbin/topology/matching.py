@@ -13,7 +13,12 @@ from growbin.topology.model import ExchangeType, Topology
 
 def topic_matches(pattern: str, routing_key: str) -> bool:
     """True when a topic binding ``pattern`` matches ``routing_key``."""
-    return _match(tuple(pattern.split(".")), tuple(routing_key.split(".")))
+    return _match(_words(pattern), _words(routing_key))
+
+
+def _words(key: str) -> tuple[str, ...]:
+    # RabbitMQ splits an empty key into no words at all, so `*` does not match it.
+    return tuple(key.split(".")) if key else ()
 
 
 @lru_cache(maxsize=4096)

@@ -1,0 +1,149 @@
+"""The Celery app factory: everything Celery needs is derived from the topology and settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange as KombuExchange
+from kombu import Queue as KombuQueue
+from kombu import binding as kombu_binding
+
+from growbin.errors import GrowbinError, TopologyLintError
+from growbin.settings import Settings
+from growbin.topology.declare import queue_arguments
+from growbin.topology.findings import Severity
+from growbin.topology.lint import lint
+from growbin.topology.loader import LoadedTopology
+from growbin.topology.matching import destinations
+from growbin.topology.model import QueueRole, Topology
+
+TaskRegistrar = Callable[[Celery], None]
+
+
+class UnroutedTaskError(GrowbinError):
+    """A task name has no route in the topology, so publishing it would lose it."""
+
+
+def create_app(
+    settings: Settings,
+    loaded: LoadedTopology,
+    *,
+    registrars: tuple[TaskRegistrar, ...] = (),
+    rabbitmq_version: str = "3.13",
+) -> Celery:
+    """Build a Celery app. Refuses a topology with lint errors, naming each one."""
+    findings = lint(loaded, rabbitmq_version=rabbitmq_version)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors:
+        listing = "\n  ".join(str(f) for f in errors)
+        raise TopologyLintError(
+            f"topology {loaded.source} has {len(errors)} lint error(s); fix them before "
+            f"starting (run `growbin topology lint`):\n  {listing}",
+            findings=list(errors),
+        )
+    topology = loaded.topology
+    app = Celery(f"growbin-{topology.name}", set_as_current=False)
+    app.conf.update(celery_config(settings, topology))
+    for register in registrars:
+        register(app)
+    return app
+
+
+def celery_config(settings: Settings, topology: Topology) -> dict[str, Any]:
+    default_queue = _default_queue(topology)
+    return {
+        "broker_url": settings.broker_url.get_secret_value(),
+        "result_backend": settings.result_backend(),
+        "broker_connection_timeout": settings.broker_connect_timeout,
+        "broker_connection_retry_on_startup": True,
+        # A publish returns only once the broker has taken the message (or raises on a nack).
+        "broker_transport_options": {"confirm_publish": True},
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_track_started": True,
+        "result_extended": True,
+        "task_queues": kombu_queues(topology),
+        "task_routes": (TopologyRouter(topology),),
+        # Routes name their queue; an unknown queue is a bug, not something to create quietly.
+        "task_create_missing_queues": False,
+        "task_default_queue": default_queue,
+        "worker_detect_quorum_queues": True,
+        "worker_send_task_events": False,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+
+
+def kombu_queues(topology: Topology) -> list[KombuQueue]:
+    """Queues as Celery declares them; the arguments match what `topology apply` creates."""
+    exchanges = {
+        name: KombuExchange(name, type=ex.type.value, durable=ex.durable)
+        for name, ex in topology.exchanges.items()
+    }
+    queues: list[KombuQueue] = []
+    for name, queue in topology.queues.items():
+        bindings = [
+            kombu_binding(exchanges[b.exchange], routing_key=b.routing_key)
+            for b in queue.bindings
+            if b.exchange in exchanges
+        ]
+        queues.append(
+            KombuQueue(
+                name,
+                bindings=bindings,
+                durable=True,
+                auto_delete=False,
+                queue_arguments=queue_arguments(queue),
+            )
+        )
+    return queues
+
+
+def _default_queue(topology: Topology) -> str:
+    for name, queue in topology.queues.items():
+        if queue.role is QueueRole.WORK:
+            return name
+    return next(iter(topology.queues), "celery")
+
+
+class TopologyRouter:
+    """Celery router: task name -> exchange, routing key, queue and priority from the topology.
+
+    A growbin task without a route raises instead of falling back to a default queue, where it
+    would wait for a consumer that never comes.
+    """
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+
+    def __call__(
+        self, name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
+    ) -> dict[str, Any] | None:
+        found = self.topology.route_for(name)
+        if found is None:
+            if name.startswith("celery."):
+                return None
+            known = ", ".join(sorted(self.topology.routes)) or "(none)"
+            raise UnroutedTaskError(
+                f"task {name!r} has no route in topology {self.topology.name!r}: add it under "
+                f"`routes:` in the topology file (known routes: {known})"
+            )
+        _, route = found
+        reached = destinations(self.topology, route.exchange, route.routing_key)
+        result: dict[str, Any] = {
+            "exchange": route.exchange,
+            "exchange_type": self.topology.exchanges[route.exchange].type.value,
+            "routing_key": route.routing_key,
+        }
+        if len(reached) == 1:
+            result["queue"] = reached[0]
+        if route.priority is not None:
+            result["priority"] = route.priority
+        return result

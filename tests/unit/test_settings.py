@@ -1,0 +1,69 @@
+import pytest
+
+from growbin.errors import ConfigError
+from growbin.settings import Environment, Settings, check_secure, load_settings, mask_url
+
+
+def test_settings_come_from_growbin_prefixed_environment_variables(monkeypatch):
+    monkeypatch.setenv("GROWBIN_BROKER_URL", "amqp://u:p@rabbit:5672/vh")
+    monkeypatch.setenv("GROWBIN_TOPOLOGY", "slo")
+    settings = load_settings()
+    assert settings.broker_url.get_secret_value() == "amqp://u:p@rabbit:5672/vh"
+    assert settings.topology == "slo"
+
+
+def test_masked_settings_never_show_a_password_or_secret():
+    settings = Settings(
+        broker_url="amqp://admin:hunter2@rabbit:5672//",
+        api_secret="topsecret",
+        database_url="postgresql://app:pw123@db/growbin",
+    )
+    shown = str(settings.masked())
+    assert "hunter2" not in shown and "topsecret" not in shown and "pw123" not in shown
+    assert settings.masked()["broker_url"] == "amqp://admin:****@rabbit:5672//"
+    assert settings.masked()["api_secret"] == "********"
+
+
+def test_mask_url_leaves_a_url_without_password_alone():
+    assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_production_refuses_guest_credentials_on_a_remote_broker_naming_the_variable():
+    settings = Settings(
+        env=Environment.PRODUCTION,
+        broker_url="amqp://guest:guest@rabbit.internal:5672//",
+        rabbitmq_api_url="http://ops:pw@rabbit.internal:15672/api",
+        api_secret="x" * 32,
+    )
+    with pytest.raises(ConfigError, match="GROWBIN_BROKER_URL uses guest/guest"):
+        check_secure(settings)
+
+
+def test_production_refuses_an_empty_api_secret():
+    settings = Settings(
+        env=Environment.PRODUCTION,
+        broker_url="amqp://app:pw@rabbit:5672//",
+        rabbitmq_api_url="http://ops:pw@rabbit:15672/api",
+    )
+    with pytest.raises(ConfigError, match="GROWBIN_API_SECRET is empty"):
+        check_secure(settings)
+
+
+def test_production_accepts_guest_on_loopback_with_real_secret():
+    settings = Settings(
+        env=Environment.PRODUCTION,
+        broker_url="amqp://guest:guest@127.0.0.1:5672//",
+        rabbitmq_api_url="http://guest:guest@localhost:15672/api",
+        api_secret="x" * 32,
+    )
+    check_secure(settings)
+
+
+def test_development_allows_the_local_defaults():
+    check_secure(Settings())
+
+
+def test_a_malformed_setting_names_the_variable(monkeypatch):
+    monkeypatch.setenv("GROWBIN_ENV", "prod")
+    with pytest.raises(ConfigError, match="GROWBIN_ENV"):
+        load_settings()
