@@ -51,3 +51,50 @@ def temp_vhost(broker_api, vhost_name):
     broker_api.put_vhost(vhost_name, description="growbin integration test; safe to delete")
     broker_api.put_permissions(vhost_name, "guest", configure=".*", write=".*", read=".*")
     return vhost_name
+
+
+REDIS_TEST_URL = os.environ.get("GROWBIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_missing(f"Redis is not reachable at {REDIS_TEST_URL}: {exc}")
+    finally:
+        client.close()
+    return REDIS_TEST_URL
+
+
+@pytest.fixture
+def service_env(temp_vhost, rabbitmq_api_url, redis_url):
+    """GROWBIN_* variables pointing a worker or app at the test vhost and Redis."""
+    return {
+        "GROWBIN_ENV": "test",
+        "GROWBIN_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{temp_vhost}",
+        "GROWBIN_RABBITMQ_API_URL": rabbitmq_api_url,
+        "GROWBIN_REDIS_URL": redis_url,
+    }
+
+
+@pytest.fixture
+def start_worker(service_env, tmp_path):
+    """Start `growbin worker` processes; all are killed at the end, pass or fail."""
+    from tests.integration.workers import WorkerProcess
+
+    started: list[WorkerProcess] = []
+
+    def start(profile: str, topology: str, *extra: str, env: dict[str, str] | None = None):
+        worker = WorkerProcess.start(
+            profile, topology, {**service_env, **(env or {})}, tmp_path, extra
+        )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
