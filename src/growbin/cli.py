@@ -236,7 +236,7 @@ def worker(
 ) -> None:
     """Start a Celery worker for one profile of the topology (refuses a topology with errors)."""
     from growbin.runtime.celery_app import create_app
-    from growbin.runtime.registry import ALL_TASKS
+    from growbin.runtime.registry import registrars
     from growbin.runtime.worker import worker_options
 
     state = _state(ctx)
@@ -245,7 +245,9 @@ def worker(
         loaded.topology, profile, concurrency=concurrency, pool=pool, hostname=hostname
     )
     version = _live_rabbitmq_version(state.settings) or DEFAULT_RABBITMQ_VERSION
-    celery_app = create_app(state.settings, loaded, registrars=ALL_TASKS, rabbitmq_version=version)
+    celery_app = create_app(
+        state.settings, loaded, registrars=registrars(state.settings), rabbitmq_version=version
+    )
     celery_app.conf.task_acks_late = options.acks_late
     celery_app.worker_main(options.argv(loglevel=loglevel))
 

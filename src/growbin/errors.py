@@ -58,3 +58,15 @@ class BrokerApiError(GrowbinError):
 
 class MigrationRequiredError(GrowbinError):
     """Applying the topology needs a manual migration (an immutable property differs)."""
+
+
+class TaskError(GrowbinError):
+    """Raised by task code to say how a failure should be handled."""
+
+
+class TransientTaskError(TaskError):
+    """Worth retrying: the cause may go away (a timeout, a 429, a 5xx, a dropped connection)."""
+
+
+class FatalTaskError(TaskError):
+    """Retrying cannot help (bad input, a 4xx): the task is dead-lettered at once."""

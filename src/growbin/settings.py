@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         default="production",
         description="A preset name (production, slo, pipeline) or a path to a topology YAML file",
     )
+    task_modules: str = Field(
+        default="",
+        description="Comma-separated modules with a register(app) function, for your own tasks",
+    )
     api_secret: SecretStr = SecretStr("")
     broker_connect_timeout: float = 5.0
     publish_confirm_timeout: float = 5.0

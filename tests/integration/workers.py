@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @dataclass
 class WorkerProcess:
@@ -37,10 +39,12 @@ class WorkerProcess:
             profile,
             *extra,
         ]
+        pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         with log.open("wb") as fh:
             proc = subprocess.Popen(
                 cmd,
-                env={**os.environ, **env},
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": pythonpath, **env},
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -11,13 +11,14 @@ from kombu import Queue as KombuQueue
 from kombu import binding as kombu_binding
 
 from growbin.errors import GrowbinError, TopologyLintError
+from growbin.runtime.task_base import GrowbinTask, attach_topology
 from growbin.settings import Settings
 from growbin.topology.declare import queue_arguments
 from growbin.topology.findings import Severity
 from growbin.topology.lint import lint
 from growbin.topology.loader import LoadedTopology
-from growbin.topology.matching import destinations
 from growbin.topology.model import QueueRole, Topology
+from growbin.topology.resolve import resolve_route
 
 TaskRegistrar = Callable[[Celery], None]
 
@@ -44,8 +45,9 @@ def create_app(
             findings=list(errors),
         )
     topology = loaded.topology
-    app = Celery(f"growbin-{topology.name}", set_as_current=False)
+    app = Celery(f"growbin-{topology.name}", set_as_current=False, task_cls=GrowbinTask)
     app.conf.update(celery_config(settings, topology))
+    attach_topology(app, topology)
     for register in registrars:
         register(app)
     return app
@@ -71,6 +73,7 @@ def celery_config(settings: Settings, topology: Topology) -> dict[str, Any]:
         "result_extended": True,
         "task_queues": kombu_queues(topology),
         "task_routes": (TopologyRouter(topology),),
+        "task_annotations": (RouteTimeLimits(topology),),
         # Routes name their queue; an unknown queue is a bug, not something to create quietly.
         "task_create_missing_queues": False,
         "task_default_queue": default_queue,
@@ -126,8 +129,7 @@ class TopologyRouter:
     def __call__(
         self, name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
     ) -> dict[str, Any] | None:
-        found = self.topology.route_for(name)
-        if found is None:
+        if self.topology.route_for(name) is None:
             if name.startswith("celery."):
                 return None
             known = ", ".join(sorted(self.topology.routes)) or "(none)"
@@ -135,15 +137,30 @@ class TopologyRouter:
                 f"task {name!r} has no route in topology {self.topology.name!r}: add it under "
                 f"`routes:` in the topology file (known routes: {known})"
             )
-        _, route = found
-        reached = destinations(self.topology, route.exchange, route.routing_key)
+        resolved = resolve_route(self.topology, name)
+        assert resolved is not None
         result: dict[str, Any] = {
-            "exchange": route.exchange,
-            "exchange_type": self.topology.exchanges[route.exchange].type.value,
-            "routing_key": route.routing_key,
+            "exchange": resolved.exchange,
+            "exchange_type": self.topology.exchanges[resolved.exchange].type.value,
+            "routing_key": resolved.routing_key,
         }
-        if len(reached) == 1:
-            result["queue"] = reached[0]
-        if route.priority is not None:
-            result["priority"] = route.priority
+        if resolved.queue is not None:
+            result["queue"] = resolved.queue
+        if resolved.priority is not None:
+            result["priority"] = resolved.priority
         return result
+
+
+class RouteTimeLimits:
+    """Celery task annotation: a route's own time limits override the worker profile's."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+
+    def annotate(self, task: Any) -> dict[str, Any] | None:
+        found = self.topology.route_for(task.name)
+        if found is None:
+            return None
+        _, route = found
+        limits = {"time_limit": route.time_limit, "soft_time_limit": route.soft_time_limit}
+        return {k: v for k, v in limits.items() if v is not None} or None

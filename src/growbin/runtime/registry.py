@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
+
+from growbin.errors import ConfigError
 from growbin.jobs import demo
 from growbin.runtime.celery_app import TaskRegistrar
+from growbin.settings import Settings
 
 ALL_TASKS: tuple[TaskRegistrar, ...] = (demo.register,)
+
+
+def registrars(settings: Settings) -> tuple[TaskRegistrar, ...]:
+    """Growbin's own tasks plus those of the modules named in GROWBIN_TASK_MODULES."""
+    extra: list[TaskRegistrar] = []
+    for name in filter(None, (m.strip() for m in settings.task_modules.split(","))):
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(
+                f"GROWBIN_TASK_MODULES names {name!r}, which cannot be imported ({exc}): "
+                "fix the module path or PYTHONPATH"
+            ) from None
+        register = getattr(module, "register", None)
+        if not callable(register):
+            raise ConfigError(
+                f"GROWBIN_TASK_MODULES names {name!r}, which has no register(app) function: "
+                "add one that defines the module's tasks on the app it is given"
+            )
+        extra.append(register)
+    return (*ALL_TASKS, *extra)
