@@ -98,3 +98,40 @@ def start_worker(service_env, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "GROWBIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A fresh PostgreSQL database for this test session, migrated to head, dropped at the end.
+
+    Yields its SQLAlchemy URL (postgresql+psycopg://...).
+    """
+    import psycopg
+    from sqlalchemy import make_url
+
+    from growbin.db.migrate import upgrade
+    from growbin.settings import load_settings
+
+    name = f"growbin_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        service_missing(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = (
+        make_url(POSTGRES_ADMIN_URL)
+        .set(drivername="postgresql+psycopg", database=name)
+        .render_as_string(hide_password=False)
+    )
+    try:
+        upgrade(load_settings(env="test"), url=url)
+        yield url
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -22,7 +22,7 @@ def _redis() -> redis.Redis:
 
 
 def register(app: Celery) -> None:
-    @app.task(name="growbin.testing.flaky")
+    @app.task(name="growbin.testing.flaky", shared=False)
     def flaky(key: str) -> str:
         r = _redis()
         r.rpush(f"times:{key}", time.time())
@@ -30,12 +30,12 @@ def register(app: Celery) -> None:
             raise TransientTaskError(f"upstream answered 503 for {key}")
         return "ok"
 
-    @app.task(name="growbin.testing.fatal")
+    @app.task(name="growbin.testing.fatal", shared=False)
     def fatal(key: str) -> None:
         _redis().rpush(f"times:{key}", time.time())
         raise ValueError(f"item {key!r} is not a known category")
 
-    @app.task(name="growbin.testing.stuck")
+    @app.task(name="growbin.testing.stuck", shared=False)
     def stuck(key: str) -> None:
         _redis().rpush(f"times:{key}", time.time())
         deadline = time.monotonic() + 60
@@ -46,17 +46,17 @@ def register(app: Celery) -> None:
                 # ignore the soft limit, so that the hard one has to kill us
                 continue
 
-    @app.task(name="growbin.testing.record")
+    @app.task(name="growbin.testing.record", shared=False)
     def record(key: str, n: int) -> int:
         _redis().hincrby(f"execs:{key}", str(n), 1)
         time.sleep(0.005)
         return n
 
-    @app.task(name="growbin.testing.poison")
+    @app.task(name="growbin.testing.poison", shared=False)
     def poison(key: str) -> None:
         _redis().rpush(f"times:{key}", time.time())
         os.kill(os.getpid(), signal.SIGKILL)
 
-    @app.task(name="growbin.testing.expire")
+    @app.task(name="growbin.testing.expire", shared=False)
     def expire() -> None:
         raise AssertionError("nothing consumes q.idle: this task should expire, not run")

@@ -11,7 +11,7 @@ from kombu import Queue as KombuQueue
 from kombu import binding as kombu_binding
 
 from growbin.errors import GrowbinError, TopologyLintError
-from growbin.runtime.task_base import GrowbinTask, attach_topology
+from growbin.runtime.task_base import GrowbinTask, attach_platform
 from growbin.settings import Settings
 from growbin.topology.declare import queue_arguments
 from growbin.topology.findings import Severity
@@ -47,7 +47,7 @@ def create_app(
     topology = loaded.topology
     app = Celery(f"growbin-{topology.name}", set_as_current=False, task_cls=GrowbinTask)
     app.conf.update(celery_config(settings, topology))
-    attach_topology(app, topology)
+    attach_platform(app, settings, topology)
     for register in registrars:
         register(app)
     return app

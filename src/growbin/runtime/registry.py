@@ -1,15 +1,20 @@
-"""Every task module's registrar, in one place, so apps built anywhere know every task."""
+"""Every task module's registrar, in one place, so apps built anywhere know every task.
+
+A registrar defines its tasks with ``@app.task(name=..., shared=False)``: Celery's default
+(shared) adds a task to every app created later in the process, with the first app's closure,
+so a second app (a test, the API next to a worker) would run tasks bound to the first one.
+"""
 
 from __future__ import annotations
 
 import importlib
 
 from growbin.errors import ConfigError
-from growbin.jobs import demo
+from growbin.jobs import demo, maintenance
 from growbin.runtime.celery_app import TaskRegistrar
 from growbin.settings import Settings
 
-ALL_TASKS: tuple[TaskRegistrar, ...] = (demo.register,)
+ALL_TASKS: tuple[TaskRegistrar, ...] = (demo.register, maintenance.register)
 
 
 def registrars(settings: Settings) -> tuple[TaskRegistrar, ...]:

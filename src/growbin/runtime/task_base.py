@@ -23,6 +23,7 @@ from celery.exceptions import Ignore, Reject, Retry, TimeLimitExceeded
 from growbin.runtime.deadletter import DEATH_HEADER, DeathInfo, DeathReason, now_iso
 from growbin.runtime.deadletter import describe_exception as describe
 from growbin.runtime.failures import backoff_delay, is_transient
+from growbin.settings import Settings
 from growbin.topology.model import Topology
 from growbin.topology.resolve import ResolvedRoute, resolve_route
 
@@ -33,8 +34,17 @@ FIRST_FAILURE_HEADER = "x-growbin-first-failure"
 _DELAY_PREFIX = re.compile(r"^(?:[01]\.){28}")
 
 
-def attach_topology(app: Celery, topology: Topology) -> None:
+def attach_platform(app: Celery, settings: Settings, topology: Topology) -> None:
+    """Give tasks the settings and topology the app was built from (no globals)."""
+    app.growbin_settings = settings
     app.growbin_topology = topology
+
+
+def settings_of(app: Celery) -> Settings:
+    settings = getattr(app, "growbin_settings", None)
+    if not isinstance(settings, Settings):
+        raise RuntimeError("this Celery app was not made by growbin.runtime.celery_app.create_app")
+    return settings
 
 
 def topology_of(app: Celery) -> Topology:

@@ -1,0 +1,1 @@
+"""PostgreSQL: the engine, the declarative base, the models and the Alembic migrations."""

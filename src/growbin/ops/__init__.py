@@ -1,0 +1,1 @@
+"""Operations tools: dead letters, and later metrics, health and the scheduler lock."""
