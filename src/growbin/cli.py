@@ -257,21 +257,41 @@ def worker(
 
 
 @app.command()
-def demo(ctx: typer.Context) -> None:
-    """Run the scan pipeline on the embedded default (the pipeline lands with its own issue)."""
+def demo(
+    ctx: typer.Context,
+    services: Annotated[
+        bool,
+        typer.Option(
+            "--services",
+            help="Run on the RabbitMQ, Redis and PostgreSQL named by GROWBIN_* instead of the "
+            "embedded default.",
+        ),
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for all scans.")] = 120.0,
+) -> None:
+    """Run the sample photos through the whole scan pipeline and print each result."""
+    from growbin.scan.demo import results_table, run_demo
+
     state = _state(ctx)
     loaded = state.topology()
-    findings = lint(loaded, rabbitmq_version=DEFAULT_RABBITMQ_VERSION)
-    _print_findings([f for f in findings if f.severity is Severity.ERROR])
+    mode = "services" if services else "embedded"
     out.print(
-        f"topology {loaded.topology.name}: {len(loaded.topology.queues)} queues, "
-        f"{len(loaded.topology.routes)} routes, {len(loaded.topology.profiles)} worker profiles; "
-        f"{'lint errors' if has_errors(findings) else 'lint clean'}."
+        f"growbin demo: topology [bold]{loaded.topology.name}[/], {mode} mode, "
+        f"providers {'offline' if not services else state.settings.providers}",
+        highlight=False,
     )
-    out.print(
-        "The scan pipeline is not built yet: `growbin demo` checks the topology until it lands."
-    )
-    if has_errors(findings):
+    outcomes = run_demo(state.settings, loaded, out, embedded=not services, timeout=timeout)
+    out.print(results_table(outcomes))
+    for outcome in outcomes:
+        result = outcome.scan.get("result")
+        if isinstance(result, dict):
+            out.print(f"[bold]{outcome.sample}[/]: {result.get('guidance')}", highlight=False)
+    failed = [o for o in outcomes if o.scan.get("status") != "done"]
+    for outcome in failed:
+        err.print(
+            f"[red]{outcome.sample}: {outcome.scan.get('status')}: {outcome.scan.get('error')}[/]"
+        )
+    if failed:
         raise typer.Exit(1)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError
@@ -42,6 +42,20 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated modules with a register(app) function, for your own tasks",
     )
+    providers: Literal["offline", "openai"] = Field(
+        default="offline",
+        description="offline: local, honest heuristics; openai: an OpenAI-compatible HTTP API",
+    )
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr = SecretStr("")
+    openai_vision_model: str = "gpt-5"
+    openai_text_model: str = "gpt-4o-mini"
+    openai_timeout: float = 30.0
+    kakao_base_url: str = "https://dapi.kakao.com"
+    kakao_rest_api_key: SecretStr = SecretStr("")
+    oauth_userinfo_url: str = "https://kapi.kakao.com/v2/user/me"
+    image_dir: str = ".growbin/images"
+    scan_cache_ttl: int = Field(default=3600, ge=0, description="seconds a classification is kept")
     api_secret: SecretStr = SecretStr("")
     broker_connect_timeout: float = 5.0
     publish_confirm_timeout: float = 5.0
@@ -112,6 +126,8 @@ def check_secure(settings: Settings) -> None:
             "GROWBIN_API_SECRET is empty: set it to a long random value "
             "(for example `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
         )
+    if settings.providers == "openai" and not settings.openai_api_key.get_secret_value():
+        problems.append("GROWBIN_OPENAI_API_KEY is empty while GROWBIN_PROVIDERS=openai: set it")
     if problems:
         raise ConfigError(
             f"refusing insecure settings for GROWBIN_ENV={settings.env.value}:\n  - "

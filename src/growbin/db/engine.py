@@ -45,6 +45,9 @@ def make_engine(settings: Settings, *, url: str | None = None) -> Engine:
     failing the first query that uses it.
     """
     target = database_url(url or settings.database_url.get_secret_value())
+    if target.get_backend_name() == "sqlite":
+        # the embedded default: one file, shared by the threads of one process
+        return create_engine(target, connect_args={"check_same_thread": False, "timeout": 30})
     return create_engine(
         target,
         pool_pre_ping=True,

@@ -91,3 +91,10 @@ class DeadLetterRecord(Base):
             f"DeadLetterRecord({self.dead_letter_id!r}, task={self.task_name!r}, "
             f"reason={self.reason!r}, state={self.state!r})"
         )
+
+
+# Tables that live with their domain; imported here so Alembic sees them.
+from growbin.jobs.stats_records import ScanDailyStat  # noqa: E402
+from growbin.scan.records import Scan  # noqa: E402
+
+__all__ = ["DeadLetterRecord", "DeadLetterState", "Scan", "ScanDailyStat"]

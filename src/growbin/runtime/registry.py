@@ -10,11 +10,19 @@ from __future__ import annotations
 import importlib
 
 from growbin.errors import ConfigError
-from growbin.jobs import demo, maintenance
+from growbin.jobs import analytics, cleanup, demo, external, maintenance
 from growbin.runtime.celery_app import TaskRegistrar
+from growbin.scan import pipeline
 from growbin.settings import Settings
 
-ALL_TASKS: tuple[TaskRegistrar, ...] = (demo.register, maintenance.register)
+ALL_TASKS: tuple[TaskRegistrar, ...] = (
+    demo.register,
+    maintenance.register,
+    pipeline.register,
+    external.register,
+    analytics.register,
+    cleanup.register,
+)
 
 
 def registrars(settings: Settings) -> tuple[TaskRegistrar, ...]:

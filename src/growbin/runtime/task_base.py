@@ -170,8 +170,20 @@ class GrowbinTask(Task):  # type: ignore[misc]
                 exc_message,
             )
             return
+        # Keep the rest of a chain (and callbacks) so a replayed step carries on where it died.
+        request = self.request if self.request.id == task_id else None
         message = self.app.amqp.create_task_message(
-            task_id, self.name, list(args or ()), dict(kwargs or {}), retries=attempts - 1
+            task_id,
+            self.name,
+            list(args or ()),
+            dict(kwargs or {}),
+            retries=attempts - 1,
+            chain=getattr(request, "chain", None),
+            callbacks=getattr(request, "callbacks", None),
+            errbacks=getattr(request, "errbacks", None),
+            chord=getattr(request, "chord", None),
+            root_id=getattr(request, "root_id", None),
+            parent_id=getattr(request, "parent_id", None),
         )
         custom = {k: v for k, v in headers.items() if k.startswith("x-growbin-")}
         with self.app.producer_or_acquire() as producer:
@@ -185,6 +197,7 @@ class GrowbinTask(Task):  # type: ignore[misc]
                 delivery_mode=2,
                 retry=True,
             )
+        self.on_dead_letter(info, args, kwargs)
         logger.error(
             "task %s[%s] dead-lettered after %d attempt(s): %s: %s",
             self.name,
@@ -193,6 +206,9 @@ class GrowbinTask(Task):  # type: ignore[misc]
             exc_type,
             exc_message,
         )
+
+    def on_dead_letter(self, info: DeathInfo, args: Any, kwargs: Any) -> None:
+        """Called after a dead letter is published; domain tasks record the failure."""
 
 
 def _custom_header(request: Any, name: str) -> str | None:
