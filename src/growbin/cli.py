@@ -242,6 +242,7 @@ def worker(
     from growbin.runtime.celery_app import create_app
     from growbin.runtime.registry import registrars
     from growbin.runtime.worker import worker_options
+    from growbin.runtime.worker_hooks import install_worker_hooks
 
     state = _state(ctx)
     loaded = state.topology()
@@ -253,6 +254,7 @@ def worker(
         state.settings, loaded, registrars=registrars(state.settings), rabbitmq_version=version
     )
     celery_app.conf.task_acks_late = options.acks_late
+    install_worker_hooks(celery_app, state.settings, profile)
     celery_app.worker_main(options.argv(loglevel=loglevel))
 
 

@@ -94,7 +94,9 @@ class DeadLetterRecord(Base):
 
 
 # Tables that live with their domain; imported here so Alembic sees them.
+from growbin.api.keys_records import ApiKey  # noqa: E402
 from growbin.jobs.stats_records import ScanDailyStat  # noqa: E402
+from growbin.journal.records import TaskHistory  # noqa: E402
 from growbin.scan.records import Scan  # noqa: E402
 
-__all__ = ["DeadLetterRecord", "DeadLetterState", "Scan", "ScanDailyStat"]
+__all__ = ["ApiKey", "DeadLetterRecord", "DeadLetterState", "Scan", "ScanDailyStat", "TaskHistory"]
