@@ -8,6 +8,7 @@ from typing import Annotated
 import click
 import typer
 
+from growbin.api import commands as api_commands
 from growbin.commands import deadletters, run, topology
 from growbin.commands.common import State, err
 from growbin.errors import GrowbinError
@@ -25,6 +26,8 @@ app.add_typer(deadletters.dlq_app, name="dlq")
 app.add_typer(deadletters.db_app, name="db")
 app.command()(run.worker)
 app.command()(run.demo)
+app.command("api")(api_commands.api_command)
+app.add_typer(api_commands.apikey_app, name="apikey")
 
 
 @app.callback()
