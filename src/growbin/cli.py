@@ -12,6 +12,7 @@ from growbin.api import commands as api_commands
 from growbin.commands import deadletters, run, topology
 from growbin.commands.common import State, err
 from growbin.errors import GrowbinError
+from growbin.guard.commands import guard_app
 
 app = typer.Typer(
     name="growbin",
@@ -28,6 +29,7 @@ app.command()(run.worker)
 app.command()(run.demo)
 app.command("api")(api_commands.api_command)
 app.add_typer(api_commands.apikey_app, name="apikey")
+app.add_typer(guard_app, name="guard")
 
 
 @app.callback()

@@ -8,28 +8,62 @@ published to the queue's dead-letter exchange with an ``x-growbin-death`` header
 pool process; the worker's main process dead-letters it the same way. A worker that dies
 mid-task leaves the message unacked: RabbitMQ redelivers it, and a quorum queue's delivery limit
 dead-letters a message that keeps killing its worker.
+
+A task the guards defer (:class:`growbin.guard.errors.Deferred`: a rate limit is spent, or
+another run holds the same idempotency key) is not a failure. Sleeping in the worker would hold
+a pool slot, and a normal retry would spend the budget; instead the same message (same id,
+same ``retries``, same chain) is published again with a countdown, confirmed by the broker, and
+only then is the current delivery acked (by raising ``Ignore``). A crash between the two leaves
+both copies: at least once, never lost. A task deferred for longer than ``MAX_DEFER`` seconds
+is handled as a transient failure after all, so a limit that never frees up ends in a dead
+letter that names it instead of deferring forever.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import socket
-from typing import Any
+import time
+from typing import Any, NoReturn
 
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry, TimeLimitExceeded
+from kombu import Exchange as KombuExchange
+from kombu import Queue as KombuQueue
 
+from growbin.guard.errors import Deferred
+from growbin.guard.scope import operation
 from growbin.runtime.deadletter import DEATH_HEADER, DeathInfo, DeathReason, now_iso
 from growbin.runtime.deadletter import describe_exception as describe
-from growbin.runtime.failures import backoff_delay, is_transient
+from growbin.runtime.failures import defer_countdown, is_transient, retry_countdown
 from growbin.settings import Settings
-from growbin.topology.model import Topology
+from growbin.topology.model import ExchangeType, Topology
 from growbin.topology.resolve import ResolvedRoute, resolve_route
 
 logger = logging.getLogger("growbin.tasks")
 
 FIRST_FAILURE_HEADER = "x-growbin-first-failure"
+DEFERRED_SINCE_HEADER = "x-growbin-deferred-since"  # epoch seconds of the first deferral
+DEFERRALS_HEADER = "x-growbin-deferrals"
+# Seconds a task may be deferred in all before a deferral counts as a failure (proposed
+# setting: GROWBIN_GUARD_MAX_DEFER).
+MAX_DEFER = 900.0
+# RabbitMQ drops a message dead-lettered into a queue its x-death already names, with no
+# rejection in between (cycle detection): a retry or deferral that kept them would vanish in
+# the delayed-delivery queues the second time it passed one. Celery strips them the same way.
+_DEATH_HEADERS = frozenset(
+    {
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
 # Celery's native delayed delivery prefixes the routing key with 28 binary digits.
 _DELAY_PREFIX = re.compile(r"^(?:[01]\.){28}")
 
@@ -61,22 +95,91 @@ class GrowbinTask(Task):  # type: ignore[misc]
     acks_on_failure_or_timeout = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # A retried or deferred task arrives through RabbitMQ's delayed delivery, its routing
+        # key prefixed with 28 binary digits; steps, hooks and journals want the route's key.
+        info = self.request.delivery_info
+        if isinstance(info, dict) and isinstance(info.get("routing_key"), str):
+            info["routing_key"] = _DELAY_PREFIX.sub("", info["routing_key"])
         try:
-            return super().__call__(*args, **kwargs)
+            # Guards scope idempotency keys by the task id (see growbin.guard.scope).
+            with operation(str(self.request.id) if self.request.id else None):
+                return super().__call__(*args, **kwargs)
         except (Retry, Ignore, Reject):
+            raise
+        except Deferred as exc:
+            if self._may_defer(exc):
+                self._defer(exc, args, kwargs)
+            self._handle_failure(exc, args, kwargs)
             raise
         except Exception as exc:
             self._handle_failure(exc, args, kwargs)
             raise
+
+    def _may_defer(self, exc: Deferred) -> bool:
+        request = self.request
+        if request.called_directly or request.is_eager:
+            return False  # nothing to republish: the caller gets the error
+        since = custom_header(request, DEFERRED_SINCE_HEADER)
+        max_defer = float(getattr(settings_of(self.app), "guard_max_defer", None) or MAX_DEFER)
+        if since is not None and time.time() - float(since) > max_defer:
+            logger.warning(
+                "task %s[%s] has been deferred for over %.0fs (%s): handling it as a failure",
+                self.name,
+                request.id,
+                max_defer,
+                exc,
+            )
+            return False
+        return True
+
+    def _defer(self, exc: Deferred, args: Any, kwargs: Any) -> NoReturn:
+        """Publish this task again for later (same id, same retries), then ack this delivery."""
+        request = self.request
+        countdown = defer_countdown(exc.retry_after)
+        deferrals = int(custom_header(request, DEFERRALS_HEADER) or 0) + 1
+        headers = {
+            **_republished(request.headers),
+            DEFERRED_SINCE_HEADER: custom_header(request, DEFERRED_SINCE_HEADER)
+            or f"{time.time():.3f}",
+            DEFERRALS_HEADER: str(deferrals),
+        }
+        signature = self.signature_from_request(
+            request,
+            args,
+            kwargs,
+            queue=self._delayed_target(resolve_route(topology_of(self.app), self.name)),
+            countdown=countdown,
+            retries=request.retries,
+            headers=headers,
+        )
+        try:
+            signature.apply_async()  # returns once the broker confirmed it (publisher confirms)
+        except Exception as publish_error:
+            # Not acked, not republished: let RabbitMQ dead-letter it (it says why) rather than
+            # requeue it at once into a broker that just refused a publish.
+            raise Reject(publish_error, requeue=False) from exc
+        logger.debug(
+            "task %s[%s] deferred %ds (deferral %d): %s",
+            self.name,
+            request.id,
+            countdown,
+            deferrals,
+            exc,
+        )
+        raise Ignore()
 
     def _handle_failure(self, exc: Exception, args: Any, kwargs: Any) -> None:
         route = resolve_route(topology_of(self.app), self.name)
         request = self.request
         attempt = int(request.retries or 0)
         transient = is_transient(exc)
-        first_failure = _custom_header(request, FIRST_FAILURE_HEADER) or now_iso()
+        first_failure = custom_header(request, FIRST_FAILURE_HEADER) or now_iso()
         if route is not None and transient and attempt < route.retry.max_retries:
-            delay = backoff_delay(route.retry, attempt)
+            # An open breaker (or a Retry-After) says when trying again can help: not sooner.
+            delay = retry_countdown(route.retry, attempt, exc)
+            target = self._delayed_target(route)
+            if target is not None:
+                delay = max(1, math.ceil(delay))  # delayed delivery counts whole seconds
             logger.warning(
                 "task %s[%s] attempt %d failed with %s: retrying in %.1fs",
                 self.name,
@@ -85,9 +188,13 @@ class GrowbinTask(Task):  # type: ignore[misc]
                 type(exc).__name__,
                 delay,
             )
-            headers = {**(request.headers or {}), FIRST_FAILURE_HEADER: first_failure}
+            headers = {**_republished(request.headers), FIRST_FAILURE_HEADER: first_failure}
             raise self.retry(
-                exc=exc, countdown=delay, max_retries=route.retry.max_retries, headers=headers
+                exc=exc,
+                countdown=delay,
+                max_retries=route.retry.max_retries,
+                headers=headers,
+                queue=target,
             )
         self.dead_letter(
             exc,
@@ -100,6 +207,28 @@ class GrowbinTask(Task):  # type: ignore[misc]
             route=route,
             delivery_info=request.delivery_info or {},
             headers=request.headers or {},
+        )
+
+    def _delayed_target(self, route: ResolvedRoute | None) -> KombuQueue | None:
+        """Where a countdown message goes, so that RabbitMQ holds it, not the worker.
+
+        Celery uses native delayed delivery only when the message's queue names a topic or
+        fanout exchange; the queues of the Celery app carry bindings, not an exchange, so
+        Celery would take them for direct and hand the message to a worker to hold in memory
+        until its ETA (where it takes a prefetch slot and can outlive the queue TTL). This
+        queue object carries the route's exchange; it is never declared (its arguments would
+        clash with the real queue's). None: no route, or a direct exchange (lint GB205).
+        """
+        if route is None or route.queue is None:
+            return None
+        exchange = topology_of(self.app).exchanges.get(route.exchange)
+        if exchange is None or exchange.type is ExchangeType.DIRECT:
+            return None
+        return KombuQueue(
+            route.queue,
+            exchange=KombuExchange(route.exchange, type=exchange.type.value),
+            routing_key=route.routing_key,
+            no_declare=True,
         )
 
     def on_failure(
@@ -211,7 +340,15 @@ class GrowbinTask(Task):  # type: ignore[misc]
         """Called after a dead letter is published; domain tasks record the failure."""
 
 
-def _custom_header(request: Any, name: str) -> str | None:
+def _republished(headers: Any) -> dict[str, Any]:
+    """The headers a retried or deferred copy keeps: all but RabbitMQ's death records."""
+    if not isinstance(headers, dict):
+        return {}
+    return {k: v for k, v in headers.items() if k not in _DEATH_HEADERS}
+
+
+def custom_header(request: Any, name: str) -> str | None:
+    """A header the task was published with (Celery exposes custom headers either way)."""
     headers = getattr(request, "headers", None) or {}
     value = headers.get(name) if isinstance(headers, dict) else None
     if value is None:

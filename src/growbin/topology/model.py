@@ -1,4 +1,4 @@
-"""The topology model: exchanges, queues, routes, worker profiles and the beat schedule.
+"""The topology model: exchanges, queues, routes, worker profiles, the beat schedule and guards.
 
 Times are in seconds throughout the file; conversion to RabbitMQ's milliseconds happens only
 where a broker argument or policy is built.
@@ -153,6 +153,43 @@ class ScheduleEntry(_Strict):
         return self
 
 
+class RateLimit(_Strict):
+    """A cluster-wide limit on calls to one provider (or one provider's model).
+
+    ``rate`` is a hard cap: no window of ``per`` seconds ever holds more calls. ``burst`` calls
+    may go back to back; the rest are spaced ``per / (rate - burst + 1)`` apart, which is what
+    keeps the cap exact (a plain token bucket of ``rate`` per ``per`` would allow ``rate + burst``).
+    """
+
+    rate: int = Field(ge=1, description="most calls in any window of `per` seconds")
+    per: float = Field(default=60.0, gt=0, description="seconds")
+    burst: int = Field(default=1, ge=1, description="calls that may go back to back")
+
+    @model_validator(mode="after")
+    def _burst_within_rate(self) -> RateLimit:
+        if self.burst > self.rate:
+            raise ValueError(
+                f"burst ({self.burst}) must not exceed rate ({self.rate}): the cap of {self.rate} "
+                f"calls per {self.per:g} s could not hold; lower burst (a tenth of rate is plenty)"
+            )
+        return self
+
+    @property
+    def interval(self) -> float:
+        """Seconds between calls once the burst is spent."""
+        return self.per / (self.rate - self.burst + 1)
+
+
+class BreakerPolicy(_Strict):
+    """When to stop calling a failing provider, and when to try it again."""
+
+    failures: int = Field(default=5, ge=1, description="failures within `window` that open it")
+    window: float = Field(default=60.0, gt=0, description="seconds")
+    reset_after: float = Field(
+        default=30.0, gt=0, description="seconds open before one probe call is let through"
+    )
+
+
 class Topology(_Strict):
     version: Literal[1] = 1
     name: str
@@ -163,6 +200,13 @@ class Topology(_Strict):
     routes: dict[str, Route] = Field(default_factory=dict)
     profiles: dict[str, WorkerProfile] = Field(default_factory=dict)
     schedule: dict[str, ScheduleEntry] = Field(default_factory=dict)
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=dict,
+        description="keyed `provider.model` (e.g. openai.gpt-5) or `provider` for all its models",
+    )
+    breakers: dict[str, BreakerPolicy] = Field(
+        default_factory=dict, description="circuit breakers, keyed by provider (e.g. openai)"
+    )
 
     def route_for(self, task_name: str) -> tuple[str, Route] | None:
         """The route of a task: an exact name wins, then the longest matching glob pattern."""
