@@ -3,6 +3,12 @@
 # RabbitMQ (with its management and Prometheus plugins), Redis and PostgreSQL.
 set -euo pipefail
 
+# promtool validates and unit-tests the Prometheus alert rules (Debian's prometheus package)
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing promtool (Debian package prometheus)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
+
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
   echo "starting RabbitMQ"
   rabbitmq-server -detached

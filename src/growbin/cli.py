@@ -13,6 +13,8 @@ from growbin.commands import deadletters, run, topology
 from growbin.commands.common import State, err
 from growbin.errors import GrowbinError
 from growbin.guard.commands import guard_app
+from growbin.journal.commands import journal_app
+from growbin.scheduler.commands import beat_command
 
 app = typer.Typer(
     name="growbin",
@@ -27,9 +29,12 @@ app.add_typer(deadletters.dlq_app, name="dlq")
 app.add_typer(deadletters.db_app, name="db")
 app.command()(run.worker)
 app.command()(run.demo)
+app.command()(run.status)
 app.command("api")(api_commands.api_command)
 app.add_typer(api_commands.apikey_app, name="apikey")
 app.add_typer(guard_app, name="guard")
+app.add_typer(journal_app, name="journal")
+app.command("beat")(beat_command)
 
 
 @app.callback()

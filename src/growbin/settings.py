@@ -11,6 +11,10 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from growbin.errors import ConfigError
+from growbin.journal.config import JournalConfig
+from growbin.ops.logging_config import LoggingConfig
+from growbin.ops.metrics_config import MetricsConfig
+from growbin.scheduler.config import BeatConfig
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DEFAULT_RABBITMQ_API_URL = "http://guest:guest@127.0.0.1:15672/api"
@@ -57,6 +61,18 @@ class Settings(BaseSettings):
     image_dir: str = ".growbin/images"
     scan_cache_ttl: int = Field(default=3600, ge=0, description="seconds a classification is kept")
     api_secret: SecretStr = SecretStr("")
+    guard_prefix: str = Field(default="growbin", description="Redis key prefix of the guards")
+    guard_max_defer: float = Field(
+        default=900.0, gt=0, description="seconds a throttled task may be deferred in all"
+    )
+    guard_idempotency_ttl: float = Field(default=3600.0, gt=0)
+    guard_lock_ttl: float = Field(default=120.0, gt=0)
+    # Capabilities with many knobs keep them in their own settings class (its own GROWBIN_*_
+    # prefix), read here once with the rest and passed in as settings.journal / settings.beat.
+    journal: JournalConfig = Field(default_factory=lambda: JournalConfig.load())
+    beat: BeatConfig = Field(default_factory=lambda: BeatConfig.load())
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    log: LoggingConfig = Field(default_factory=LoggingConfig)
     broker_connect_timeout: float = 5.0
     publish_confirm_timeout: float = 5.0
 
@@ -75,6 +91,8 @@ class Settings(BaseSettings):
                 out[name] = mask_url(raw) if "://" in raw else ("********" if raw else "")
             elif isinstance(value, StrEnum):
                 out[name] = value.value
+            elif isinstance(value, BaseSettings):
+                out[name] = value.model_dump(mode="json")
             else:
                 out[name] = value
         return out

@@ -71,10 +71,12 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def service_env(temp_vhost, rabbitmq_api_url, redis_url):
+def service_env(temp_vhost, rabbitmq_api_url, redis_url, tmp_path):
     """GROWBIN_* variables pointing a worker or app at the test vhost and Redis."""
     return {
         "GROWBIN_ENV": "test",
+        # each test's workers keep their journals in the test's own directory
+        "GROWBIN_JOURNAL_PATH": str(tmp_path / "journal" / "{hostname}.db"),
         "GROWBIN_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{temp_vhost}",
         "GROWBIN_RABBITMQ_API_URL": rabbitmq_api_url,
         "GROWBIN_REDIS_URL": redis_url,

@@ -60,3 +60,14 @@ def register(app: Celery) -> None:
     @app.task(name="growbin.testing.expire", shared=False)
     def expire() -> None:
         raise AssertionError("nothing consumes q.idle: this task should expire, not run")
+
+    # journal and scheduler tests (tests/integration/journal, tests/integration/scheduler)
+    @app.task(name="growbin.testing.nap", shared=False)
+    def nap(key: str, n: int, seconds: float) -> int:
+        time.sleep(seconds)
+        _redis().hincrby(f"execs:{key}", str(n), 1)
+        return n
+
+    @app.task(name="growbin.testing.tick", shared=False)
+    def tick() -> None:
+        raise AssertionError("the beat tests read these messages from the queue, unconsumed")

@@ -25,6 +25,7 @@ def worker(
     loglevel: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Start a Celery worker for one profile of the topology (refuses a topology with errors)."""
+    from growbin.ops.logging import install_celery_logging
     from growbin.runtime.celery_app import create_app
     from growbin.runtime.registry import registrars
     from growbin.runtime.worker import worker_options
@@ -41,6 +42,7 @@ def worker(
     )
     celery_app.conf.task_acks_late = options.acks_late
     install_worker_hooks(celery_app, state.settings, profile)
+    install_celery_logging(json=state.settings.log.is_json)
     celery_app.worker_main(options.argv(loglevel=loglevel))
 
 
@@ -80,3 +82,18 @@ def demo(
         )
     if failed:
         raise typer.Exit(1)
+
+
+def status(
+    ctx: typer.Context,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh until interrupted.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Queues (depth, consumers, rates), dead letters by reason, worker profiles online."""
+    from growbin.ops.status import status_command
+
+    state = state_of(ctx)
+    status_command(
+        state.settings, state.topology().topology, watch=watch, interval=interval, fmt=fmt
+    )

@@ -11,6 +11,7 @@ import importlib
 
 from growbin.errors import ConfigError
 from growbin.jobs import analytics, cleanup, demo, external, maintenance
+from growbin.journal import tasks as journal_tasks
 from growbin.runtime.celery_app import TaskRegistrar
 from growbin.scan import pipeline
 from growbin.settings import Settings
@@ -22,6 +23,7 @@ ALL_TASKS: tuple[TaskRegistrar, ...] = (
     external.register,
     analytics.register,
     cleanup.register,
+    journal_tasks.register,
 )
 
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from celery import Celery
 
+from growbin.journal.hooks import worker_journal
+from growbin.ops.metrics_worker import worker_metrics
 from growbin.runtime.hooks import SignalAdapter, TaskHooks, install_hooks
 from growbin.settings import Settings
 
 
 def build_worker_hooks(app: Celery, settings: Settings, profile: str) -> list[TaskHooks]:
     hooks: list[TaskHooks] = []
+    hooks.append(worker_metrics(app, settings, profile))
+    if (journal := worker_journal(app, settings)) is not None:
+        hooks.append(journal)
     return hooks
 
 

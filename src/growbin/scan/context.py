@@ -26,6 +26,7 @@ from growbin.guard.providers import (
     GuardedVisionClassifier,
     Guards,
 )
+from growbin.ops.metrics import MetricsGuardObserver
 from growbin.runtime.kv import KeyValue, RedisKV
 from growbin.runtime.task_base import settings_of, topology_of
 from growbin.scan.providers.base import TextGenerator, VisionClassifier
@@ -66,7 +67,9 @@ class ScanContext:
         if settings.providers == "openai":
             topology = topology or loader.load(settings.topology).topology
             guards = Guards.from_url(
-                settings.redis_url.get_secret_value(), GuardConfig.from_topology(topology, settings)
+                settings.redis_url.get_secret_value(),
+                GuardConfig.from_topology(topology, settings),
+                observer=MetricsGuardObserver(),
             )
         vision, text = providers(settings, guards)
         return cls(

@@ -17,6 +17,7 @@ from typing import Any
 from celery import Celery, chain
 
 from growbin.errors import FatalTaskError
+from growbin.ops.metrics import record_cache_hit
 from growbin.runtime.deadletter import DeathInfo
 from growbin.runtime.task_base import GrowbinTask
 from growbin.scan import records
@@ -122,6 +123,7 @@ def _classify(ctx: ScanContext, state: dict[str, Any]) -> dict[str, Any]:
     if cached is not None:
         classification = Classification.model_validate_json(cached)
         ctx.kv.incr(CACHE_HITS)
+        record_cache_hit(classification.model)
     else:
         image = ctx.store.get(make_key("scans", state["scan_id"], "image.jpg"))
         classification = ctx.vision.classify(image, hint=state.get("hint"))

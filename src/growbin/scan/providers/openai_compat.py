@@ -15,6 +15,7 @@ from typing import Any, Literal, Self, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from growbin.ops.metrics import provider_call
 from growbin.scan.providers.base import (
     KNOWN_CATEGORIES,
     KNOWN_ITEMS,
@@ -140,6 +141,10 @@ class _OpenAIChat:
             "json_schema": {"name": schema_name, "strict": True, "schema": schema},
         }
         key = self.config.api_key.get_secret_value()
+        with provider_call(str(body["model"])):
+            return self._post(body, key)
+
+    def _post(self, body: dict[str, Any], key: str) -> tuple[str, str]:
         response = send(
             self._http,
             "POST",
