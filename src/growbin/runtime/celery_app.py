@@ -69,7 +69,9 @@ def celery_config(settings: Settings, topology: Topology) -> dict[str, Any]:
         "event_serializer": "json",
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "task_track_started": True,
+        # Scan steps record their own progress; Celery's STARTED state would cost every task one
+        # more write to the result backend (measured: a large share of a no-op task's cost).
+        "task_track_started": False,
         "result_extended": True,
         "task_queues": kombu_queues(topology),
         "task_routes": (TopologyRouter(topology),),

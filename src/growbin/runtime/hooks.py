@@ -171,15 +171,22 @@ class SignalAdapter:
 
 
 def _queue(task: Any, info: dict[str, Any]) -> str | None:
-    """The queue a task was routed to, resolved from the topology (delivery info lacks it)."""
-    from growbin.runtime.task_base import topology_of
-    from growbin.topology.resolve import resolve_route
+    """The queue a task was routed to, resolved from the topology (delivery info lacks it).
 
-    try:
-        route = resolve_route(topology_of(task.app), task.name)
-    except RuntimeError:
-        route = None
-    return route.queue if route else None
+    Cached per app and task name: the topology does not change while the app lives, and this
+    runs for every event of every task.
+    """
+    cache: dict[str, str | None] = task.app.__dict__.setdefault("_growbin_queue_of", {})
+    if task.name not in cache:
+        from growbin.runtime.task_base import topology_of
+        from growbin.topology.resolve import resolve_route
+
+        try:
+            route = resolve_route(topology_of(task.app), task.name)
+        except RuntimeError:
+            route = None
+        cache[task.name] = route.queue if route else None
+    return cache[task.name]
 
 
 def _error(exc: Any) -> str | None:
