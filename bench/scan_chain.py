@@ -11,23 +11,18 @@ rides on another's classification cache.
 from __future__ import annotations
 
 import io
-import os
 import random
 import socket
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from bench import common
 
-ADMIN_URL = os.environ.get(
-    "GROWBIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 RATE = 5.0  # scans per second, rate limits lifted
 LIMITED_RATE = 1.5  # under the preset's 100 GPT-5 calls a minute
 
@@ -36,30 +31,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@contextmanager
-def temp_database() -> Iterator[str]:
-    import psycopg
-    from sqlalchemy import make_url
-
-    from growbin.db.migrate import upgrade
-    from growbin.settings import load_settings
-
-    name = f"growbin_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = (
-        make_url(ADMIN_URL)
-        .set(drivername="postgresql+psycopg", database=name)
-        .render_as_string(hide_password=False)
-    )
-    try:
-        upgrade(load_settings(env="test"), url=url)
-        yield url
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def photos(count: int, seed: int = 4) -> Iterator[bytes]:
@@ -219,7 +190,7 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with (
         common.temp_vhost("scan") as vhost,
-        temp_database() as database_url,
+        common.temp_database() as database_url,
         common.processes(workdir) as group,
     ):
         with BrokerApi(common.API_URL) as api:

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,35 +34,8 @@ if __package__ in (None, ""):
 
 from bench import common
 
-ADMIN_URL = os.environ.get(
-    "GROWBIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 API_SECRET = "growbin-bench-api-secret"  # noqa: S105 - a throwaway key for a temporary database
 WARMUP = 20
-
-
-@contextmanager
-def temp_database() -> Iterator[str]:
-    import psycopg
-    from sqlalchemy import make_url
-
-    from growbin.db.migrate import upgrade
-    from growbin.settings import load_settings
-
-    name = f"growbin_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = (
-        make_url(ADMIN_URL)
-        .set(drivername="postgresql+psycopg", database=name)
-        .render_as_string(hide_password=False)
-    )
-    try:
-        upgrade(load_settings(env="test"), url=url)
-        yield url
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def small_photo() -> bytes:
@@ -239,7 +210,7 @@ def run(requests: int, concurrency: int, workdir: Path) -> dict[str, Any]:
     photo = small_photo()
     with (
         common.temp_vhost("submit") as vhost,
-        temp_database() as database_url,
+        common.temp_database() as database_url,
         common.processes(workdir) as processes,
     ):
         with BrokerApi(common.API_URL) as api:

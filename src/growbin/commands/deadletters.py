@@ -70,18 +70,14 @@ def _dlq_filter(
     older_than: str | None,
     newer_than: str | None,
 ) -> DeadLetterFilter:
-    from growbin.db.models import DeadLetterState
     from growbin.ops.deadletters.filters import DeadLetterFilter
 
-    states = list(state or [])
-    if any(s.strip().lower() == "all" for s in states):
-        states = [s.value for s in DeadLetterState]
     return DeadLetterFilter.from_options(
         task=task,
         queue=queue,
         reason=reason,
         exception=exception,
-        states=states,
+        states=state,
         older_than=older_than,
         newer_than=newer_than,
     )

@@ -18,7 +18,6 @@ from growbin.api.schemas import (
     ReplayRequest,
     ReplayView,
 )
-from growbin.db.models import DeadLetterState
 from growbin.ops.deadletters import view
 from growbin.ops.deadletters.filters import DeadLetterFilter
 from growbin.ops.deadletters.service import DeadLetterService
@@ -60,15 +59,12 @@ def _filter(
     older_than: str | None,
     newer_than: str | None,
 ) -> DeadLetterFilter:
-    states = list(state or [])
-    if any(s.strip().lower() == "all" for s in states):
-        states = [s.value for s in DeadLetterState]
     return DeadLetterFilter.from_options(
         task=task,
         queue=queue,
         reason=reason,
         exception=exception,
-        states=states,
+        states=state,
         older_than=older_than,
         newer_than=newer_than,
     )

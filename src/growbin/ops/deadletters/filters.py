@@ -92,7 +92,9 @@ class DeadLetterFilter:
         older_than: str | None = None,
         newer_than: str | None = None,
     ) -> DeadLetterFilter:
-        """Build from command-line text, checking every value."""
+        """Build from command-line or query text, checking every value ("all" = every state)."""
+        if states and any(s.strip().lower() == "all" for s in states):
+            states = [s.value for s in DeadLetterState]
         return cls(
             task=task or None,
             queue=queue or None,
