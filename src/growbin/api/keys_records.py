@@ -5,14 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from growbin.db.base import Base
+from growbin.db.base import Base, PortableJSON
 from growbin.scan.records import utcnow
-
-PortableJSON = JSON().with_variant(JSONB(), "postgresql")
 
 
 class ApiKey(Base):

@@ -9,13 +9,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, String, Text, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Float, Index, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from growbin.db.base import Base
-
-PortableJSON = JSON().with_variant(JSONB(), "postgresql")
+from growbin.db.base import Base, PortableJSON
 
 STEPS = ("preprocess", "classify", "rules", "guidance", "save")
 
