@@ -2,11 +2,14 @@
 
 ``create_api`` wires routes, limits and error handling; the runtime (Celery app, database
 engine, Redis, scan context) is built by the lifespan when the server starts, once, so importing
-this module or building the app for its OpenAPI document touches no service.
+this module or building the app for its OpenAPI document touches no service. The lifespan then
+compares the broker URL's vhost with the topology and refuses to start on a difference
+(:mod:`growbin.topology.verify`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -21,8 +24,13 @@ from growbin.api.fetch import Resolver
 from growbin.api.limits import BodySizeLimit
 from growbin.api.routes import admin, health, scans, seed
 from growbin.api.runtime import ApiRuntime
+from growbin.errors import GrowbinError
 from growbin.settings import Settings
 from growbin.topology.loader import LoadedTopology
+from growbin.topology.verify import verify_before_start
+from growbin.topology.vhost import bind_vhost
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Growbin sorts waste from a photo. `POST /v1/scans` answers at once with a scan id; the scan
@@ -35,7 +43,8 @@ broker refuses it (a full queue, an outage) the answer is 503 with `Retry-After`
 
 **Keys.** Every endpoint but `/healthz` and `/readyz` needs `Authorization: Bearer <key>`
 (`growbin apikey create`). A scan belongs to its key's owner; other owners get 404 for it.
-`/v1/admin/*` needs the `admin` scope.
+`/v1/admin/*` needs the `admin` scope. `/readyz` explains each check (target, failure,
+fix) only to an admin key.
 
 **Errors** are `{"error": code, "detail": message}`.
 """
@@ -68,12 +77,23 @@ def create_api(
 ) -> FastAPI:
     """The API for these settings and topology. ``resolver`` replaces DNS (tests)."""
     cfg = config or ApiConfig.from_settings(settings)
+    # a topology naming another vhost than the broker URL is refused here, before serving
+    loaded_topology = bind_vhost(loaded_topology, settings.broker_url.get_secret_value())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await run_in_threadpool(
             ApiRuntime.start, settings, loaded_topology, cfg, resolver=resolver
         )
+        try:
+            # the API publishes to every route: the whole topology must be in force
+            await run_in_threadpool(
+                verify_before_start, settings, runtime.topology, queues=None, who="growbin api"
+            )
+        except GrowbinError as exc:
+            log.error("%s", exc)
+            await run_in_threadpool(runtime.close)
+            raise
         app.state.runtime = runtime
         try:
             yield

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from growbin.errors import GrowbinError
 from growbin.settings import Settings, load_settings
 from growbin.topology import loader
 from growbin.topology.findings import Finding, Severity
+from growbin.topology.vhost import bind_vhost
 
 out = Console()
 err = Console(stderr=True)
@@ -30,8 +32,13 @@ class State:
             self._settings = load_settings(**overrides)
         return self._settings
 
-    def topology(self) -> loader.LoadedTopology:
+    def topology_file(self) -> loader.LoadedTopology:
+        """The topology as the file says it (lint and show read this)."""
         return loader.load(self.settings.topology)
+
+    def topology(self) -> loader.LoadedTopology:
+        """The topology on the broker URL's vhost: what every command that acts on it uses."""
+        return bind_vhost(self.topology_file(), self.settings.broker_url.get_secret_value())
 
 
 def state_of(ctx: typer.Context) -> State:
@@ -54,7 +61,8 @@ def print_findings(findings: list[Finding]) -> None:
     styles = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
     for f in findings:
         out.print(
-            f"{f.location}: [{styles[f.severity]}]{f.severity.value}[/] {f.code}: {f.message}",
+            f"{escape(f.location)}: [{styles[f.severity]}]{f.severity.value}[/] {f.code}: "
+            + escape(f.message),
             highlight=False,
             soft_wrap=True,
         )

@@ -39,7 +39,7 @@ def topology_lint(
 ) -> None:
     """Check the topology; exit 1 on errors."""
     state = state_of(ctx)
-    loaded = state.topology()
+    loaded = state.topology_file()
     version = rabbitmq_version or live_rabbitmq_version(state.settings) or DEFAULT_RABBITMQ_VERSION
     findings = lint(loaded, rabbitmq_version=version)
     counts = {s: sum(1 for f in findings if f.severity is s) for s in Severity}
@@ -79,7 +79,7 @@ def topology_plan(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
-    """Show what apply would change on the live broker; change nothing."""
+    """Show what apply would change on the broker URL's vhost; change nothing."""
     from growbin.topology.broker_api import BrokerApi
     from growbin.topology.plan import plan
 
@@ -99,7 +99,7 @@ def topology_apply(
         typer.Option(help="Apply everything else when some queue needs a manual migration."),
     ] = False,
 ) -> None:
-    """Lint, then bring the live broker in line with the topology (shows the plan first)."""
+    """Lint, then bring the broker URL's vhost in line with the topology (shows the plan)."""
     from growbin.topology.broker_api import BrokerApi
     from growbin.topology.plan import apply
 
@@ -117,8 +117,10 @@ def _print_plan(result: object, fmt: str) -> None:
     if fmt == "json":
         out.print_json(json.dumps(result.to_dict()))
         return
+    # markup off: rich would take a binding's "[ai.*]" for a style tag and drop it
     for line in result.render():
-        out.print(line, highlight=False, soft_wrap=True)
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    out.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
 
 
 @topology_app.command("export")
@@ -128,7 +130,7 @@ def topology_export(
         str | None, typer.Option("--output", "-o", help="File to write; default stdout.")
     ] = None,
 ) -> None:
-    """Write RabbitMQ definitions JSON (for `rabbitmqctl import_definitions`)."""
+    """Write RabbitMQ definitions JSON for the broker URL's vhost (for import_definitions)."""
     from growbin.topology.export import export_definitions
 
     loaded = state_of(ctx).topology()
@@ -144,7 +146,7 @@ def topology_export(
 @topology_app.command("show")
 def topology_show(ctx: typer.Context) -> None:
     """Print the topology in force as YAML (start your own file from a preset this way)."""
-    sys.stdout.write(loader.dump(state_of(ctx).topology().topology))
+    sys.stdout.write(loader.dump(state_of(ctx).topology_file().topology))
 
 
 @config_app.command("show")

@@ -22,12 +22,18 @@ def run_beat(
     loglevel: str = "INFO",
     rabbitmq_version: str = DEFAULT_RABBITMQ_VERSION,
 ) -> None:
-    """Build the app, check Redis, and run beat until it is stopped (SIGTERM or Ctrl-C)."""
+    """Build the app, check Redis and the vhost, and run beat until it is stopped.
+
+    Refuses to start when the queues the schedule publishes to are not as the topology says
+    (see :mod:`growbin.topology.verify`). Stops on SIGTERM or Ctrl-C.
+    """
     from growbin.runtime.celery_app import create_app
     from growbin.runtime.registry import registrars
     from growbin.scheduler.lock import LeaderLock
     from growbin.scheduler.schedule import beat_schedule
     from growbin.scheduler.scheduler import BeatRuntime, LeaderScheduler
+    from growbin.topology.verify import published_queues, verify_before_start
+    from growbin.topology.vhost import bind_vhost
 
     app = create_app(
         settings, loaded, registrars=registrars(settings), rabbitmq_version=rabbitmq_version
@@ -36,17 +42,22 @@ def run_beat(
     redis_url = settings.redis_url.get_secret_value()
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=5)
     try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise ServiceUnavailableError(
-            "Redis",
-            mask_url(redis_url),
-            str(exc),
-            fix="start Redis or point GROWBIN_REDIS_URL at it: the beat lock lives there",
-        ) from exc
-    namespace = config.namespace(loaded.topology.name, settings.broker_url.get_secret_value())
-    app.growbin_beat = BeatRuntime(config, LeaderLock(client, namespace, config.lock_timeout))
-    try:
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            raise ServiceUnavailableError(
+                "Redis",
+                mask_url(redis_url),
+                str(exc),
+                fix="start Redis or point GROWBIN_REDIS_URL at it: the beat lock lives there",
+            ) from exc
+        topology = bind_vhost(loaded, settings.broker_url.get_secret_value()).topology
+        tasks = [entry.task for entry in topology.schedule.values()]
+        verify_before_start(
+            settings, topology, queues=published_queues(topology, tasks), who="growbin beat"
+        )
+        namespace = config.namespace(topology.name, settings.broker_url.get_secret_value())
+        app.growbin_beat = BeatRuntime(config, LeaderLock(client, namespace, config.lock_timeout))
         app.Beat(scheduler=LeaderScheduler, loglevel=loglevel, quiet=True).run()
     finally:
         client.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
-
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -48,5 +46,7 @@ class BeatConfig(BaseSettings):
 
     def namespace(self, topology_name: str, broker_url: str) -> str:
         """Keys shared by the schedulers of one deployment: one topology on one vhost."""
-        vhost = unquote(urlsplit(broker_url).path[1:]) or "/"
+        from growbin.topology.vhost import broker_vhost
+
+        vhost = broker_vhost(broker_url)
         return f"{self.key_prefix}:{topology_name}:{vhost}"

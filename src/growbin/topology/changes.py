@@ -13,14 +13,24 @@ class ChangeKind(StrEnum):
     BIND = "bind"
     UPDATE_POLICY = "update-policy"
     DELETE_POLICY = "delete-policy"
+    UNBIND = "unbind"  # a live binding the topology does not declare (it changes routing)
     UNCHANGED = "unchanged"
     NEEDS_MIGRATION = "needs-migration"
+    OVERRIDDEN = "overridden"  # a foreign policy of higher priority hides ours: manual fix
     EXTRA = "extra"  # a live object outside the topology; reported, left alone
 
 
 APPLIED_KINDS = frozenset(
-    {ChangeKind.CREATE, ChangeKind.BIND, ChangeKind.UPDATE_POLICY, ChangeKind.DELETE_POLICY}
+    {
+        ChangeKind.CREATE,
+        ChangeKind.BIND,
+        ChangeKind.UNBIND,
+        ChangeKind.UPDATE_POLICY,
+        ChangeKind.DELETE_POLICY,
+    }
 )
+# what makes the live vhost differ from the topology: apply's work plus what needs a person
+DRIFT_KINDS = APPLIED_KINDS | {ChangeKind.NEEDS_MIGRATION, ChangeKind.OVERRIDDEN}
 
 
 _SUMMARY = {
@@ -28,8 +38,10 @@ _SUMMARY = {
     ChangeKind.BIND: "to bind",
     ChangeKind.UPDATE_POLICY: "policy updates",
     ChangeKind.DELETE_POLICY: "policy deletions",
+    ChangeKind.UNBIND: "bindings to remove",
     ChangeKind.UNCHANGED: "unchanged",
     ChangeKind.NEEDS_MIGRATION: "need a manual migration",
+    ChangeKind.OVERRIDDEN: "policies overridden by another policy",
     ChangeKind.EXTRA: "not in the topology (left alone)",
 }
 
@@ -42,6 +54,12 @@ class Change:
     detail: str = ""
     steps: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # the queues and exchanges this change concerns, to tell who depends on it
+    about: frozenset[str] = frozenset()
+
+    @property
+    def is_drift(self) -> bool:
+        return self.kind in DRIFT_KINDS
 
     def render(self) -> list[str]:
         lines = [self._headline()]
@@ -60,6 +78,10 @@ class Change:
                 return f"~ policy {self.name}: {self.detail}"
             case ChangeKind.DELETE_POLICY:
                 return f"- delete policy {self.name}{suffix}"
+            case ChangeKind.UNBIND:
+                return f"- unbind {self.name}{suffix}"
+            case ChangeKind.OVERRIDDEN:
+                return f"! policy {self.name} is overridden: {self.detail}"
             case ChangeKind.NEEDS_MIGRATION:
                 return f"! {self.object_type} {self.name} needs migration: {self.detail}"
             case ChangeKind.EXTRA:
@@ -84,8 +106,12 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        """True when apply would change the broker, or a migration is outstanding."""
-        return any(c.kind in APPLIED_KINDS or c.kind is ChangeKind.NEEDS_MIGRATION for c in self)
+        """True when the vhost differs: apply would change it, or a person must act."""
+        return bool(self.drift)
+
+    @property
+    def drift(self) -> list[Change]:
+        return [c for c in self if c.is_drift]
 
     @property
     def needs_migration(self) -> bool:

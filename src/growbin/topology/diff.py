@@ -22,7 +22,9 @@ from growbin.topology.declare import (
     QUEUE_DURABLE,
     BindingSpec,
     PolicySpec,
+    delay_chain_bindings,
     desired_bindings,
+    desired_exchanges,
     desired_policies,
     exchange_policy_name,
     queue_arguments,
@@ -75,7 +77,8 @@ def compare(topology: Topology, live: LiveState) -> Plan:
     if not live.vhost_exists:
         changes.append(Change(ChangeKind.CREATE, "vhost", topology.vhost))
     changes += [
-        _exchange_change(n, x, live.exchanges.get(n)) for n, x in topology.exchanges.items()
+        _exchange_change(n, x, live.exchanges.get(n))
+        for n, x in desired_exchanges(topology).items()
     ]
     policies = desired_policies(topology)
     changes += [_policy_change(spec, live) for spec in policies]
@@ -83,7 +86,7 @@ def compare(topology: Topology, live: LiveState) -> Plan:
     changes += [_queue_change(n, q, live.queues.get(n)) for n, q in topology.queues.items()]
     wanted = desired_bindings(topology)
     changes += [_binding_change(spec, live.bindings) for spec in wanted]
-    changes += _extra_bindings(topology, wanted, live.bindings)
+    changes += _undeclared_bindings(topology, wanted, live.bindings)
     return Plan(vhost=topology.vhost, changes=changes)
 
 
@@ -91,8 +94,9 @@ def compare(topology: Topology, live: LiveState) -> Plan:
 
 
 def _exchange_change(name: str, wanted: Exchange, found: LiveExchange | None) -> Change:
+    about = frozenset({name})
     if found is None:
-        return Change(ChangeKind.CREATE, "exchange", name, wanted.type.value)
+        return Change(ChangeKind.CREATE, "exchange", name, wanted.type.value, about=about)
     differences = _differences(
         ("type", found.type, wanted.type.value),
         ("durable", found.durable, wanted.durable),
@@ -108,8 +112,9 @@ def _exchange_change(name: str, wanted: Exchange, found: LiveExchange | None) ->
             "; ".join(differences),
             steps=_exchange_steps(name, wanted),
             notes=notes,
+            about=about,
         )
-    return Change(ChangeKind.UNCHANGED, "exchange", name, notes=notes)
+    return Change(ChangeKind.UNCHANGED, "exchange", name, notes=notes, about=about)
 
 
 def _exchange_argument_note(name: str, key: str, value: Any) -> str:
@@ -140,8 +145,9 @@ def _exchange_steps(name: str, wanted: Exchange) -> tuple[str, ...]:
 
 def _queue_change(name: str, wanted: Queue, found: LiveQueue | None) -> Change:
     args = queue_arguments(wanted)
+    about = frozenset({name})
     if found is None:
-        return Change(ChangeKind.CREATE, "queue", name, _describe_queue(args))
+        return Change(ChangeKind.CREATE, "queue", name, _describe_queue(args), about=about)
     differences = _queue_differences(args, found)
     notes = _queue_argument_notes(name, args, found)
     if differences:
@@ -152,8 +158,9 @@ def _queue_change(name: str, wanted: Queue, found: LiveQueue | None) -> Change:
             f"{'; '.join(differences)} ({_messages_kept(found)})",
             steps=_queue_steps(name, args, found),
             notes=notes,
+            about=about,
         )
-    return Change(ChangeKind.UNCHANGED, "queue", name, notes=notes)
+    return Change(ChangeKind.UNCHANGED, "queue", name, notes=notes, about=about)
 
 
 def _describe_queue(args: dict[str, Any]) -> str:
@@ -233,10 +240,16 @@ def binding_name(spec: BindingSpec) -> str:
     return f"{spec.exchange} -> {spec.queue} [{spec.routing_key}]"
 
 
+def live_binding_name(found: LiveBinding) -> str:
+    kind = "" if found.destination_type == "queue" else f" ({found.destination_type})"
+    args = f" {found.arguments}" if found.arguments else ""
+    return f"{found.source} -> {found.destination}{kind} [{found.routing_key}]{args}"
+
+
 def _binding_change(spec: BindingSpec, live: list[LiveBinding]) -> Change:
     present = any(_same_binding(spec, b) for b in live)
     kind = ChangeKind.UNCHANGED if present else ChangeKind.BIND
-    return Change(kind, "binding", binding_name(spec))
+    return Change(kind, "binding", binding_name(spec), about=frozenset({spec.queue}))
 
 
 def _same_binding(spec: BindingSpec, found: LiveBinding) -> bool:
@@ -249,40 +262,47 @@ def _same_binding(spec: BindingSpec, found: LiveBinding) -> bool:
     )
 
 
-def _extra_bindings(
+def _undeclared_bindings(
     topology: Topology, wanted: list[BindingSpec], live: list[LiveBinding]
 ) -> list[Change]:
-    ours = set(topology.exchanges) | set(topology.queues)
-    extras = []
+    """Every live binding that touches our exchanges or queues and is not declared: drift.
+
+    A binding the file does not name changes where messages go (a ``#.ai.*`` binding takes
+    ``external.ai.vision`` away from the alternate exchange), so apply removes it; bindings hold
+    no messages. Celery's own plumbing is not ours: the default exchange, and bindings among
+    its internal objects (pidbox and reply queues, events, the native delayed-delivery chain).
+    The chain's way back into the delay exchange is expected exactly as declare lists it.
+    """
+    ours = set(desired_exchanges(topology)) | set(topology.queues)
+    chain = delay_chain_bindings(topology)
+    changes = []
     for found in live:
         if found.source == "" or not ({found.source, found.destination} & ours):
             continue
-        if any(_same_binding(spec, found) for spec in wanted) or _is_celery(found, wanted):
+        if any(_same_binding(spec, found) for spec in wanted):
             continue
-        name = f"{found.source} -> {found.destination} [{found.routing_key}]"
-        extras.append(Change(ChangeKind.EXTRA, "binding", name, "not in the topology; left alone"))
-    return extras
+        if any(_same_exchange_binding(spec, found) for spec in chain):
+            continue
+        changes.append(
+            Change(
+                ChangeKind.UNBIND,
+                "binding",
+                live_binding_name(found),
+                "not in the topology: it changes routing; declare it in the file to keep it",
+                about=frozenset({found.source, found.destination} & ours),
+            )
+        )
+    return changes
 
 
-def _is_celery(found: LiveBinding, wanted: list[BindingSpec]) -> bool:
-    """Objects Celery and kombu declare on their own: native delayed delivery, pidbox, events."""
-    if any(_is_celery_name(n) for n in (found.source, found.destination)):
-        return True
-    # kombu binds each queue again with "#.<key>" so delayed messages find their way back
-    return any(
-        found.source == spec.exchange
-        and found.destination == spec.queue
-        and found.routing_key == f"#.{spec.routing_key}"
-        for spec in wanted
-    )
-
-
-def _is_celery_name(name: str) -> bool:
+def _same_exchange_binding(spec: BindingSpec, found: LiveBinding) -> bool:
+    # in an exchange-to-exchange spec, ``queue`` holds the destination exchange
     return (
-        name.startswith(("celery_", "celeryev"))
-        or "_celery_delayed_" in name
-        or name.endswith("celery_delayed_delivery")
-        or "celery.pidbox" in name
+        found.destination_type == "exchange"
+        and found.source == spec.exchange
+        and found.destination == spec.queue
+        and found.routing_key == spec.routing_key
+        and not found.arguments
     )
 
 
@@ -292,15 +312,45 @@ def _is_celery_name(name: str) -> bool:
 def _policy_change(spec: PolicySpec, live: LiveState) -> Change:
     found = live.policies.get(spec.name)
     notes = _shadowing_notes(spec, live.policies.values())
+    about = frozenset({spec.target})
     if found is None:
         detail = ", ".join(f"{k}={_fmt(v)}" for k, v in spec.definition.items())
-        return Change(ChangeKind.CREATE, "policy", spec.name, detail, notes=notes)
+        return Change(ChangeKind.CREATE, "policy", spec.name, detail, notes=notes, about=about)
     differences = _policy_differences(spec, found)
     if differences:
         return Change(
-            ChangeKind.UPDATE_POLICY, "policy", spec.name, "; ".join(differences), notes=notes
+            ChangeKind.UPDATE_POLICY,
+            "policy",
+            spec.name,
+            "; ".join(differences),
+            notes=notes,
+            about=about,
         )
-    return Change(ChangeKind.UNCHANGED, "policy", spec.name, notes=notes)
+    winner = _overriding_policy(spec, live.policies.values())
+    if winner is not None:
+        return Change(
+            ChangeKind.OVERRIDDEN,
+            "policy",
+            spec.name,
+            f"policy {winner.name} (priority {winner.priority}) also matches {spec.target} and "
+            f"RabbitMQ applies only the highest-priority policy, so {spec.target} runs without "
+            f"growbin's limits; lower {winner.name}'s priority below {spec.priority} or narrow "
+            "its pattern",
+            about=about,
+        )
+    return Change(ChangeKind.UNCHANGED, "policy", spec.name, notes=notes, about=about)
+
+
+def _overriding_policy(spec: PolicySpec, live: Iterable[LivePolicy]) -> LivePolicy | None:
+    rivals = [
+        other
+        for other in live
+        if other.name != spec.name
+        and other.priority > spec.priority
+        and other.apply_to in ("all", spec.apply_to)
+        and _pattern_matches(other, spec.target)
+    ]
+    return max(rivals, key=lambda p: p.priority, default=None)
 
 
 def _policy_differences(spec: PolicySpec, found: LivePolicy) -> list[str]:
@@ -358,7 +408,11 @@ def _stale_policy(name: str, topology: Topology, live: LiveState) -> Change | No
         target = name[len(prefix) :]
         if target in declared:
             return Change(
-                ChangeKind.DELETE_POLICY, "policy", name, f"{what} {target} has no limits"
+                ChangeKind.DELETE_POLICY,
+                "policy",
+                name,
+                f"{what} {target} has no limits",
+                about=frozenset({target}),
             )
         if target in present:
             # deleting it would lift the limits of a queue that may still be draining

@@ -3,7 +3,8 @@
 The format is the one `rabbitmqctl import_definitions` and the management API's
 ``POST /api/definitions`` accept. It holds the same objects that apply creates (queue
 arguments and policies from :mod:`growbin.topology.declare`), and no users, permissions or
-passwords: those belong to the operator's own secret store.
+passwords: those belong to the operator's own secret store. The vhost is the topology's, set
+from the broker URL (:func:`growbin.topology.vhost.bind_vhost`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from growbin.topology.declare import (
     QUEUE_AUTO_DELETE,
     QUEUE_DURABLE,
     desired_bindings,
+    desired_exchanges,
     desired_policies,
     queue_arguments,
 )
@@ -44,7 +46,7 @@ def _exchanges(topology: Topology) -> list[dict[str, Any]]:
             # the alternate exchange is in the policies, so that it can change later
             "arguments": {},
         }
-        for name, exchange in topology.exchanges.items()
+        for name, exchange in desired_exchanges(topology).items()
     ]
 
 

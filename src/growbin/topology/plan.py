@@ -1,16 +1,21 @@
 """Plan and apply: bring a live RabbitMQ vhost in line with the topology, showing the diff first.
 
-Like a database migration, apply only ever adds: it creates missing objects, adds missing
-bindings and sets policies. It never deletes or recreates a queue or an exchange, because that
-loses messages; an immutable difference (queue type, classic priority, durability, exchange type)
-is reported as NEEDS_MIGRATION with the manual steps, and apply refuses to run until it is done.
-Live objects the topology does not mention are left alone.
+Like a database migration, apply creates missing objects, adds missing bindings and sets
+policies. It never deletes or recreates a queue or an exchange, because that loses messages; an
+immutable difference (queue type, classic priority, durability, exchange type) is reported as
+NEEDS_MIGRATION with the manual steps, and apply refuses to run until it is done. What it does
+remove: a binding on our exchanges or queues that the topology does not declare (it changes
+routing and holds no message), and a growbin policy whose object has no limits any more. Other
+live objects the topology does not mention are left alone.
+
+The vhost is the topology's, which :func:`growbin.topology.vhost.bind_vhost` set from the
+broker URL.
 """
 
 from __future__ import annotations
 
 from growbin.errors import GrowbinError, MigrationRequiredError
-from growbin.topology.broker_api import BrokerApi
+from growbin.topology.broker_api import BrokerApi, LiveBinding
 from growbin.topology.changes import APPLIED_KINDS, Change, ChangeKind, Plan
 from growbin.topology.declare import (
     EXCHANGE_AUTO_DELETE,
@@ -19,10 +24,17 @@ from growbin.topology.declare import (
     BindingSpec,
     PolicySpec,
     desired_bindings,
+    desired_exchanges,
     desired_policies,
     queue_arguments,
 )
-from growbin.topology.diff import LiveState, binding_name, compare, read_live
+from growbin.topology.diff import (
+    LiveState,
+    binding_name,
+    compare,
+    live_binding_name,
+    read_live,
+)
 from growbin.topology.model import Topology
 
 __all__ = ["Change", "ChangeKind", "LiveState", "Plan", "apply", "compare", "plan", "read_live"]
@@ -37,13 +49,20 @@ def plan(topology: Topology, api: BrokerApi) -> Plan:
 
 def apply(topology: Topology, api: BrokerApi, *, allow_partial: bool = False) -> Plan:
     """Apply the plan and return it; refuses when a migration is needed unless allow_partial."""
-    current = plan(topology, api)
+    live = read_live(api, topology.vhost)
+    current = compare(topology, live)
     if current.needs_migration and not allow_partial:
         raise MigrationRequiredError(_migration_message(current))
     policies = {spec.name: spec for spec in desired_policies(topology)}
     bindings = {binding_name(spec): spec for spec in desired_bindings(topology)}
+    undeclared: dict[str, list[LiveBinding]] = {}
+    for found in live.bindings:
+        undeclared.setdefault(live_binding_name(found), []).append(found)
     for change in current:
-        if change.kind in APPLIED_KINDS:
+        if change.kind is ChangeKind.UNBIND:
+            for found in undeclared.get(change.name, []):
+                api.delete_binding(topology.vhost, found)
+        elif change.kind in APPLIED_KINDS:
             _execute(change, topology, api, policies, bindings)
     _check_converged(plan(topology, api))
     return current
@@ -60,7 +79,7 @@ def _execute(
     if change.object_type == "vhost":
         api.put_vhost(vhost, description=f"growbin topology {topology.name}")
     elif change.object_type == "exchange":
-        exchange = topology.exchanges[change.name]
+        exchange = desired_exchanges(topology)[change.name]
         api.put_exchange(
             vhost,
             change.name,

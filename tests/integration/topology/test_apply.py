@@ -5,7 +5,7 @@ import pytest
 from growbin.errors import MigrationRequiredError, ServiceUnavailableError
 from growbin.topology import loader
 from growbin.topology.broker_api import BrokerApi
-from growbin.topology.declare import policy_definition, queue_arguments
+from growbin.topology.declare import delay_chain_bindings, policy_definition, queue_arguments
 from growbin.topology.export import export_definitions
 from growbin.topology.model import QueueType
 from growbin.topology.plan import ChangeKind, apply, plan
@@ -190,13 +190,19 @@ def test_a_message_with_an_unroutable_key_lands_in_q_unroutable(broker_api, topo
     assert len(broker_api.get_messages(vhost, "q.unroutable", count=10)) == 1
 
 
-def test_celery_bindings_are_ignored_and_unknown_bindings_are_reported_but_left_alone(
+def test_bindings_the_file_does_not_declare_are_removed_and_celerys_own_are_left_alone(
     broker_api, topology
 ):
     vhost = topology.vhost
     apply(topology, broker_api)
-    # what kombu's native delayed delivery adds at worker start
+    # what a worker's native delayed delivery adds: Celery's chain, and its way back into the
+    # delay exchange, both expected
     broker_api.put_exchange(vhost, "celery_delayed_delivery", "topic")
+    for spec in delay_chain_bindings(topology):
+        broker_api.put_binding(
+            vhost, spec.exchange, spec.queue, spec.routing_key, destination_type="exchange"
+        )
+    # what older workers added on the work exchange, and a hand-made binding: drift
     broker_api.put_binding(
         vhost, "celery_delayed_delivery", "tasks", "#.ai.*", destination_type="exchange"
     )
@@ -205,13 +211,20 @@ def test_celery_bindings_are_ignored_and_unknown_bindings_are_reported_but_left_
 
     result = apply(topology, broker_api)
 
-    assert not result.has_changes
-    extras = result.of_kind(ChangeKind.EXTRA)
-    assert [c.render()[0] for c in extras] == [
-        "? binding tasks -> q.ai [legacy.*]: not in the topology; left alone"
+    assert sorted(line for c in result.drift for line in c.render()) == [
+        f"- unbind {name} (not in the topology: it changes routing; declare it in the file "
+        "to keep it)"
+        for name in (
+            "celery_delayed_delivery -> tasks (exchange) [#.ai.*]",
+            "tasks -> q.ai [#.ai.*]",
+            "tasks -> q.ai [legacy.*]",
+        )
     ]
     keys = {b.routing_key for b in broker_api.list_bindings(vhost) if b.destination == "q.ai"}
-    assert {"ai.*", "#.ai.*", "legacy.*"} <= keys
+    assert keys == {"ai.*", "q.ai", "#.q.ai"}  # the file's, and the delay exchange's two
+    chain = [b for b in broker_api.list_bindings(vhost) if b.source == "celery_delayed_delivery"]
+    assert {b.destination for b in chain} == {"growbin.delayed"}
+    assert not plan(topology, broker_api).has_changes
 
 
 def test_a_limit_set_as_a_queue_argument_is_a_note_not_a_migration(broker_api, topology):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.concurrency import run_in_threadpool
 
-from growbin.api.deps import Runtime
+from growbin.api.deps import Runtime, authenticate
+from growbin.api.problems import ApiError, unauthorized
 from growbin.api.readiness import readiness
+from growbin.api.runtime import ApiRuntime
 from growbin.api.schemas import Liveness, Readiness
 
 router = APIRouter(tags=["health"])
@@ -23,8 +27,32 @@ def healthz() -> Liveness:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "a dependency failed its check"}},
 )
-async def readyz(runtime: Runtime) -> JSONResponse:
-    """Broker, Redis, PostgreSQL and the applied topology, each with its latency."""
-    ok, checks = await readiness(runtime)
+async def readyz(runtime: Runtime, request: Request) -> JSONResponse:
+    """Broker, Redis, PostgreSQL and the applied topology, each with its latency.
+
+    No key is needed. Sent with an admin key (`Authorization: Bearer <key>`), each check also
+    names its target and explains itself: what failed and the fix, differences between the
+    live vhost and the topology, and whether Redis persists its data.
+    """
+    header = request.headers.get("authorization")
+    detail = await run_in_threadpool(_is_admin, runtime, header)
+    ok, checks = await readiness(runtime, detail=detail)
     body = {"status": "ready" if ok else "not_ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+
+def _is_admin(runtime: ApiRuntime, header: str | None) -> bool:
+    if not header:
+        return False
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise unauthorized("send the key as `Authorization: Bearer <key>`")
+    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=key.strip())
+    try:
+        principal = authenticate(runtime, credentials)
+    except ApiError:
+        raise
+    except Exception:
+        # the keys live in PostgreSQL: when it is down, answer (without detail) all the same
+        return False
+    return "admin" in principal.scopes

@@ -27,6 +27,7 @@ from growbin.errors import ServiceUnavailableError
 from growbin.ops.deadletters.errors import DeadLetterError, ReplayError
 from growbin.ops.deadletters.message import RawMessage
 from growbin.settings import mask_url
+from growbin.topology.vhost import broker_vhost
 
 SERVICE = "RabbitMQ"
 _CONNECT_ERRORS = (OSError, amqp_errors.ConnectionError, amqp_errors.AccessRefused)
@@ -70,6 +71,7 @@ class DeadLetterQueue:
     ) -> None:
         self.queue = queue
         self.masked_url = mask_url(broker_url)
+        self._vhost = broker_vhost(broker_url)
         self.confirm_timeout = confirm_timeout
         # confirm_publish puts every channel of the connection in confirm mode; the read
         # channel never publishes, so only the publish channel is affected in practice
@@ -83,7 +85,7 @@ class DeadLetterQueue:
 
     @property
     def vhost(self) -> str:
-        return str(self._connection.virtual_host or "/")
+        return self._vhost
 
     def __enter__(self) -> DeadLetterQueue:
         self.connect()
