@@ -24,21 +24,33 @@ def worker(
     hostname: Annotated[str | None, typer.Option(help="Default: PROFILE@host.")] = None,
     loglevel: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
-    """Start a Celery worker for one profile of the topology (refuses a topology with errors)."""
+    """Start a Celery worker for one profile of the topology.
+
+    Refuses a topology with lint errors, and a vhost where the topology is not in force (the
+    profile's queues, their policies, bindings, dead-lettering and alternate exchange).
+    """
     from growbin.ops.logging import install_celery_logging
     from growbin.runtime.celery_app import create_app
     from growbin.runtime.registry import registrars
     from growbin.runtime.worker import worker_options
     from growbin.runtime.worker_hooks import install_worker_hooks
+    from growbin.topology.verify import verify_before_start
 
     state = state_of(ctx)
-    loaded = state.topology()
+    # the file's own problems first (lint), then whether the vhost carries it
+    loaded = state.topology_file()
     options = worker_options(
         loaded.topology, profile, concurrency=concurrency, pool=pool, hostname=hostname
     )
     version = live_rabbitmq_version(state.settings) or DEFAULT_RABBITMQ_VERSION
     celery_app = create_app(
         state.settings, loaded, registrars=registrars(state.settings), rabbitmq_version=version
+    )
+    verify_before_start(
+        state.settings,
+        state.topology().topology,
+        queues=options.queues,
+        who=f"growbin worker --profile {profile}",
     )
     celery_app.conf.task_acks_late = options.acks_late
     install_worker_hooks(celery_app, state.settings, profile)
@@ -59,7 +71,15 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for all scans.")] = 120.0,
 ) -> None:
     """Run the sample photos through the whole scan pipeline and print each result."""
-    from growbin.scan.demo import results_table, run_demo
+    from rich.live import Live
+
+    from growbin.commands.scan_report import (
+        close_live,
+        print_blocks,
+        progress_table,
+        summary_table,
+    )
+    from growbin.scan.demo import EMBEDDED_UNAVAILABLE, run_scans, sample_photos
 
     state = state_of(ctx)
     loaded = state.topology()
@@ -69,17 +89,28 @@ def demo(
         f"providers {'offline' if not services else state.settings.providers}",
         highlight=False,
     )
-    outcomes = run_demo(state.settings, loaded, out, embedded=not services, timeout=timeout)
-    out.print(results_table(outcomes))
-    for outcome in outcomes:
-        result = outcome.scan.get("result")
-        if isinstance(result, dict):
-            out.print(f"[bold]{outcome.sample}[/]: {result.get('guidance')}", highlight=False)
-    failed = [o for o in outcomes if o.scan.get("status") != "done"]
-    for outcome in failed:
-        err.print(
-            f"[red]{outcome.sample}: {outcome.scan.get('status')}: {outcome.scan.get('error')}[/]"
+    if not services:
+        out.print(f"[dim]embedded default: {EMBEDDED_UNAVAILABLE}[/]", highlight=False)
+    photos = sample_photos()
+    with Live(progress_table([(p, None) for p in photos]), console=out) as live:
+        outcomes = run_scans(
+            state.settings,
+            loaded,
+            photos,
+            embedded=not services,
+            offline=not services,
+            timeout=timeout,
+            watch=lambda rows: live.update(progress_table(rows)),
         )
+    close_live(out)
+    out.print(summary_table(outcomes))
+    out.line()
+    print_blocks(out, outcomes)
+    failed = [o for o in outcomes if not o.done]
+    for outcome in failed:
+        status = outcome.scan.get("status") if outcome.scan else "not accepted"
+        error = outcome.error or (outcome.scan or {}).get("error")
+        err.print(f"[red]{outcome.photo.name}: {status}: {error}[/]", highlight=False)
     if failed:
         raise typer.Exit(1)
 

@@ -13,7 +13,15 @@ from kombu import binding as kombu_binding
 from growbin.errors import GrowbinError, TopologyLintError
 from growbin.runtime.task_base import GrowbinTask, attach_platform
 from growbin.settings import Settings
-from growbin.topology.declare import queue_arguments
+from growbin.topology.declare import (
+    DELAY_EXCHANGE,
+    DELAY_EXCHANGE_TYPE,
+    EXCHANGE_AUTO_DELETE,
+    QUEUE_AUTO_DELETE,
+    QUEUE_DURABLE,
+    delay_routing_key,
+    queue_arguments,
+)
 from growbin.topology.findings import Severity
 from growbin.topology.lint import lint
 from growbin.topology.loader import LoadedTopology
@@ -21,6 +29,10 @@ from growbin.topology.model import QueueRole, Topology
 from growbin.topology.resolve import resolve_route
 
 TaskRegistrar = Callable[[Celery], None]
+# Result backend (Redis) connection: seconds before a call gives up, and about how many seconds
+# a write keeps retrying a lost connection (one retry a second).
+RESULT_SOCKET_TIMEOUT = 5.0
+RESULT_RETRY_SECONDS = 10
 
 
 class UnroutedTaskError(GrowbinError):
@@ -73,25 +85,93 @@ def celery_config(settings: Settings, topology: Topology) -> dict[str, Any]:
         # more write to the result backend (measured: a large share of a no-op task's cost).
         "task_track_started": False,
         "result_extended": True,
+        # A result write retries a lost Redis connection for about RESULT_RETRY_SECONDS (Celery's
+        # own default is ~19 s, hidden), and a Redis that stops answering fails a call after
+        # seconds instead of blocking a pool slot for ever (redis-py's default: no timeout).
+        # A write that still fails does not strand the message: growbin.runtime.settlement
+        # acks or requeues it.
+        "redis_socket_connect_timeout": RESULT_SOCKET_TIMEOUT,
+        "redis_socket_timeout": RESULT_SOCKET_TIMEOUT,
+        "result_backend_transport_options": {
+            "retry_policy": {
+                "max_retries": RESULT_RETRY_SECONDS,
+                "interval_start": 0,
+                "interval_step": 1,
+                "interval_max": 1,
+            }
+        },
         "task_queues": kombu_queues(topology),
         "task_routes": (TopologyRouter(topology),),
         "task_annotations": (RouteTimeLimits(topology),),
         # Routes name their queue; an unknown queue is a bug, not something to create quietly.
         "task_create_missing_queues": False,
+        # Celery's own route-less tasks (celery.*) go to the first work queue. The default
+        # exchange would otherwise be a direct exchange named after that queue, declared by
+        # every worker and bound to every queue: it names the delay exchange instead.
         "task_default_queue": default_queue,
+        "task_default_exchange": DELAY_EXCHANGE,
+        "task_default_exchange_type": DELAY_EXCHANGE_TYPE.value,
+        "task_default_routing_key": delay_routing_key(default_queue),
         "worker_detect_quorum_queues": True,
         "worker_send_task_events": False,
+        # Dead-letters (never acks away) a message that is no task it can run.
+        "worker_consumer": "growbin.runtime.unprocessable:UnprocessableConsumer",
         "enable_utc": True,
         "timezone": "UTC",
     }
 
 
+class TopologyQueue(KombuQueue):  # type: ignore[misc]
+    """A kombu queue that keeps its exchange next to its bindings, also in its bound copies.
+
+    kombu drops the exchange of a queue that has bindings, and every channel-bound copy (the
+    worker's consumer, Celery's delayed-delivery step) is rebuilt that way. A publisher declares
+    the original, which Celery has given its default exchange by then, the consumer a copy
+    without it; and without an exchange Celery's delayed-delivery step binds the queue's own
+    bindings again, with ``#.`` in front, on the work exchanges. This queue keeps the delay
+    exchange in every copy, so that each declaration is the same and the delay step uses only
+    the delay exchange (kombu ``bind_queue_to_native_delayed_delivery_exchange`` prefers a
+    queue's exchange to its bindings).
+    """
+
+    def __init__(
+        self,
+        name: str = "",
+        exchange: KombuExchange | None = None,
+        routing_key: str = "",
+        channel: Any = None,
+        bindings: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, None, routing_key, None, bindings, **kwargs)
+        if exchange is not None:
+            self.exchange = exchange
+        self.maybe_bind(channel)
+
+
 def kombu_queues(topology: Topology) -> list[KombuQueue]:
-    """Queues as Celery declares them; the arguments match what `topology apply` creates."""
+    """Queues as Celery declares them: exactly the objects `topology apply` creates.
+
+    Each queue carries the file's bindings, the fixed arguments apply declares, and the delay
+    exchange as its kombu exchange, with its own name as key (see
+    :mod:`growbin.topology.declare`). A queue without an exchange of its own would get Celery's
+    default one (by default a direct exchange named after the default queue, which every
+    publish would declare and bind to every queue); and Celery binds each queue to its kombu
+    exchange with ``#.<routing key>`` for native delayed delivery, which must not be a work
+    exchange, and must be a topic or fanout exchange for countdowns to take that path at all.
+    """
     exchanges = {
-        name: KombuExchange(name, type=ex.type.value, durable=ex.durable)
+        name: KombuExchange(
+            name, type=ex.type.value, durable=ex.durable, auto_delete=EXCHANGE_AUTO_DELETE
+        )
         for name, ex in topology.exchanges.items()
     }
+    delay = KombuExchange(
+        DELAY_EXCHANGE,
+        type=DELAY_EXCHANGE_TYPE.value,
+        durable=True,
+        auto_delete=EXCHANGE_AUTO_DELETE,
+    )
     queues: list[KombuQueue] = []
     for name, queue in topology.queues.items():
         bindings = [
@@ -100,11 +180,13 @@ def kombu_queues(topology: Topology) -> list[KombuQueue]:
             if b.exchange in exchanges
         ]
         queues.append(
-            KombuQueue(
+            TopologyQueue(
                 name,
+                exchange=delay,
+                routing_key=delay_routing_key(name),
                 bindings=bindings,
-                durable=True,
-                auto_delete=False,
+                durable=QUEUE_DURABLE,
+                auto_delete=QUEUE_AUTO_DELETE,
                 queue_arguments=queue_arguments(queue),
             )
         )

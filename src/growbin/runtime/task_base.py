@@ -30,16 +30,16 @@ from typing import Any, NoReturn
 
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry, TimeLimitExceeded
-from kombu import Exchange as KombuExchange
-from kombu import Queue as KombuQueue
 
 from growbin.guard.errors import Deferred
 from growbin.guard.scope import operation
 from growbin.runtime.deadletter import DEATH_HEADER, DeathInfo, DeathReason, now_iso
 from growbin.runtime.deadletter import describe_exception as describe
 from growbin.runtime.failures import defer_countdown, is_transient, retry_countdown
+from growbin.runtime.settlement import guard_tracer, mark_settled
 from growbin.settings import Settings
-from growbin.topology.model import ExchangeType, Topology
+from growbin.topology.declare import DELAY_EXCHANGE
+from growbin.topology.model import Topology
 from growbin.topology.resolve import ResolvedRoute, resolve_route
 
 logger = logging.getLogger("growbin.tasks")
@@ -50,9 +50,11 @@ DEFERRALS_HEADER = "x-growbin-deferrals"
 # Seconds a task may be deferred in all before a deferral counts as a failure (proposed
 # setting: GROWBIN_GUARD_MAX_DEFER).
 MAX_DEFER = 900.0
-# RabbitMQ drops a message dead-lettered into a queue its x-death already names, with no
-# rejection in between (cycle detection): a retry or deferral that kept them would vanish in
-# the delayed-delivery queues the second time it passed one. Celery strips them the same way.
+# RabbitMQ (before 4.0.1) drops a message dead-lettered into a queue its x-death already names,
+# with no rejection in between (cycle detection): a retry or deferral that kept them would vanish
+# in the delayed-delivery queues the second time it passed one. Celery strips them from the
+# headers it copies into a retry, but a retry or deferral here passes the request's headers
+# itself (to carry the x-growbin-* ones), which replaces Celery's filtered copy: so strip here.
 _DEATH_HEADERS = frozenset(
     {
         "x-death",
@@ -64,7 +66,9 @@ _DEATH_HEADERS = frozenset(
         "x-last-death-reason",
     }
 )
-# Celery's native delayed delivery prefixes the routing key with 28 binary digits.
+# Celery's native delayed delivery prefixes the routing key with 28 binary digits (one per
+# power-of-two delay level, kombu's calculate_routing_key); a message it hands back arrives with
+# that key, from its delivery exchange.
 _DELAY_PREFIX = re.compile(r"^(?:[01]\.){28}")
 
 
@@ -89,17 +93,27 @@ def topology_of(app: Celery) -> Topology:
 
 
 class GrowbinTask(Task):  # type: ignore[misc]
-    acks_late = True
+    # acks_late is left to the configuration (task_acks_late), which the worker sets from its
+    # profile before the tasks are bound: true by default; a profile's `acks_late: false` acks
+    # each task on receipt (lint GB304 says what that loses). Failures are dead-lettered by
+    # publishing, not by rejecting, so dead letters work either way.
     reject_on_worker_lost = True
     # The dead letter is published before the ack, so acking a failure loses nothing.
     acks_on_failure_or_timeout = True
 
+    # Celery stores the tracer it builds for a task here (at consumer start, and in each
+    # prefork child). Wrapped, so that a failed result-backend write after the body still ends
+    # in an ack or a requeue instead of a delivery that is never settled (see settlement.py).
+    @property
+    def __trace__(self) -> Any:
+        return self.__dict__.get("_growbin_trace")
+
+    @__trace__.setter
+    def __trace__(self, tracer: Any) -> None:
+        self.__dict__["_growbin_trace"] = guard_tracer(self, tracer)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # A retried or deferred task arrives through RabbitMQ's delayed delivery, its routing
-        # key prefixed with 28 binary digits; steps, hooks and journals want the route's key.
-        info = self.request.delivery_info
-        if isinstance(info, dict) and isinstance(info.get("routing_key"), str):
-            info["routing_key"] = _DELAY_PREFIX.sub("", info["routing_key"])
+        self._restore_route(self.request.delivery_info)
         try:
             # Guards scope idempotency keys by the task id (see growbin.guard.scope).
             with operation(str(self.request.id) if self.request.id else None):
@@ -114,6 +128,26 @@ class GrowbinTask(Task):  # type: ignore[misc]
         except Exception as exc:
             self._handle_failure(exc, args, kwargs)
             raise
+
+    def _restore_route(self, info: Any) -> None:
+        """Make a delayed delivery look like the route's own delivery.
+
+        A countdown, retry or deferral comes back from RabbitMQ's delayed delivery with Celery's
+        delivery exchange and ``<28 bits>.<queue>`` as routing key. Steps, hooks and journals
+        want the route's exchange and key, and a retry Celery builds from this delivery (one
+        that names no queue) must go out through the route again, not into the delay chain's
+        exit, where nothing matches the route's key.
+        """
+        if not isinstance(info, dict) or not isinstance(info.get("routing_key"), str):
+            return
+        key = info["routing_key"]
+        if not _DELAY_PREFIX.match(key):
+            return
+        route = resolve_route(topology_of(self.app), self.name)
+        if route is not None:
+            info["exchange"], info["routing_key"] = route.exchange, route.routing_key
+        else:
+            info["exchange"], info["routing_key"] = DELAY_EXCHANGE, _DELAY_PREFIX.sub("", key)
 
     def _may_defer(self, exc: Deferred) -> bool:
         request = self.request
@@ -147,7 +181,7 @@ class GrowbinTask(Task):  # type: ignore[misc]
             request,
             args,
             kwargs,
-            queue=self._delayed_target(resolve_route(topology_of(self.app), self.name)),
+            queue=_queue_of(resolve_route(topology_of(self.app), self.name)),
             countdown=countdown,
             retries=request.retries,
             headers=headers,
@@ -155,9 +189,25 @@ class GrowbinTask(Task):  # type: ignore[misc]
         try:
             signature.apply_async()  # returns once the broker confirmed it (publisher confirms)
         except Exception as publish_error:
-            # Not acked, not republished: let RabbitMQ dead-letter it (it says why) rather than
-            # requeue it at once into a broker that just refused a publish.
-            raise Reject(publish_error, requeue=False) from exc
+            if self.acks_late:
+                # Not acked, not republished: let RabbitMQ dead-letter it (it says why) rather
+                # than requeue it at once into a broker that just refused a publish.
+                raise Reject(publish_error, requeue=False) from exc
+            # Acked on receipt (the profile's acks_late: false): there is nothing left to
+            # reject, so the dead letter is published here, naming the refused deferral.
+            self.dead_letter(
+                publish_error,
+                task_id=str(request.id),
+                args=args,
+                kwargs=kwargs,
+                attempts=int(request.retries or 0) + 1,
+                first_failure=custom_header(request, FIRST_FAILURE_HEADER) or now_iso(),
+                retryable=True,
+                route=resolve_route(topology_of(self.app), self.name),
+                delivery_info=request.delivery_info or {},
+                headers=request.headers or {},
+            )
+            raise Ignore() from exc
         logger.debug(
             "task %s[%s] deferred %ds (deferral %d): %s",
             self.name,
@@ -176,10 +226,9 @@ class GrowbinTask(Task):  # type: ignore[misc]
         first_failure = custom_header(request, FIRST_FAILURE_HEADER) or now_iso()
         if route is not None and transient and attempt < route.retry.max_retries:
             # An open breaker (or a Retry-After) says when trying again can help: not sooner.
-            delay = retry_countdown(route.retry, attempt, exc)
-            target = self._delayed_target(route)
-            if target is not None:
-                delay = max(1, math.ceil(delay))  # delayed delivery counts whole seconds
+            # RabbitMQ's delayed delivery counts whole seconds (Celery truncates, and refuses a
+            # countdown that truncates to 0): round up, so a retry never comes early
+            delay = math.ceil(retry_countdown(route.retry, attempt, exc))
             logger.warning(
                 "task %s[%s] attempt %d failed with %s: retrying in %.1fs",
                 self.name,
@@ -189,13 +238,28 @@ class GrowbinTask(Task):  # type: ignore[misc]
                 delay,
             )
             headers = {**_republished(request.headers), FIRST_FAILURE_HEADER: first_failure}
-            raise self.retry(
-                exc=exc,
-                countdown=delay,
-                max_retries=route.retry.max_retries,
-                headers=headers,
-                queue=target,
-            )
+            try:
+                raise self.retry(
+                    exc=exc,
+                    countdown=delay,
+                    max_retries=route.retry.max_retries,
+                    headers=headers,
+                    queue=_queue_of(route),
+                )
+            except Retry:
+                mark_settled(request.id)  # the retry copy is published
+                raise
+            except Reject as refused:  # Celery's answer to a retry the broker would not take
+                if self.acks_late:
+                    raise  # RabbitMQ dead-letters the unacked delivery
+                # acked on receipt (acks_late: false): nothing is left to reject, so the dead
+                # letter below is all that keeps the task
+                logger.error(
+                    "task %s[%s] could not be retried (%s): dead-lettering it",
+                    self.name,
+                    request.id,
+                    refused.reason,
+                )
         self.dead_letter(
             exc,
             task_id=str(request.id),
@@ -207,28 +271,6 @@ class GrowbinTask(Task):  # type: ignore[misc]
             route=route,
             delivery_info=request.delivery_info or {},
             headers=request.headers or {},
-        )
-
-    def _delayed_target(self, route: ResolvedRoute | None) -> KombuQueue | None:
-        """Where a countdown message goes, so that RabbitMQ holds it, not the worker.
-
-        Celery uses native delayed delivery only when the message's queue names a topic or
-        fanout exchange; the queues of the Celery app carry bindings, not an exchange, so
-        Celery would take them for direct and hand the message to a worker to hold in memory
-        until its ETA (where it takes a prefetch slot and can outlive the queue TTL). This
-        queue object carries the route's exchange; it is never declared (its arguments would
-        clash with the real queue's). None: no route, or a direct exchange (lint GB205).
-        """
-        if route is None or route.queue is None:
-            return None
-        exchange = topology_of(self.app).exchanges.get(route.exchange)
-        if exchange is None or exchange.type is ExchangeType.DIRECT:
-            return None
-        return KombuQueue(
-            route.queue,
-            exchange=KombuExchange(route.exchange, type=exchange.type.value),
-            routing_key=route.routing_key,
-            no_declare=True,
         )
 
     def on_failure(
@@ -326,6 +368,7 @@ class GrowbinTask(Task):  # type: ignore[misc]
                 delivery_mode=2,
                 retry=True,
             )
+        mark_settled(task_id)
         self.on_dead_letter(info, args, kwargs)
         logger.error(
             "task %s[%s] dead-lettered after %d attempt(s): %s: %s",
@@ -338,6 +381,12 @@ class GrowbinTask(Task):  # type: ignore[misc]
 
     def on_dead_letter(self, info: DeathInfo, args: Any, kwargs: Any) -> None:
         """Called after a dead letter is published; domain tasks record the failure."""
+
+
+def _queue_of(route: ResolvedRoute | None) -> str | None:
+    """The queue a retried or deferred copy goes to: the route's (its Celery queue names the
+    delay exchange, so a countdown takes RabbitMQ's delayed delivery, see declare.py)."""
+    return route.queue if route is not None else None
 
 
 def _republished(headers: Any) -> dict[str, Any]:

@@ -11,6 +11,17 @@ every worker start, so an argument can never change once a queue exists. Hence t
 
 The Celery app declares its queues with :func:`queue_arguments` and the ``QUEUE_*`` and
 ``EXCHANGE_*`` constants below, so that what it declares matches what apply created exactly.
+
+Beyond the file's own objects, every topology has a delay exchange (:data:`DELAY_EXCHANGE`).
+Celery's native delayed delivery (countdowns and retries held by RabbitMQ in its
+``celery_delayed_*`` queues) hands a message back by binding each Celery queue to *the queue's
+kombu exchange* with ``#.<the queue's routing key>``. Were that exchange a work exchange, the
+binding would widen its routing (``#.ai.*`` on ``tasks`` takes ``external.ai.vision``, which
+belongs in the unroutable queue). So each Celery queue names the delay exchange, which no
+route publishes to (only the delay chain and Celery's own route-less tasks feed it), with its
+own name as routing key; :func:`desired_exchanges` and
+:func:`desired_bindings` list it and its bindings so that apply creates them and plan expects
+exactly what a worker declares.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from growbin.topology.model import Exchange, Queue, QueueType, Topology
+from growbin.topology.model import Exchange, ExchangeType, Queue, QueueType, Topology
 
 QUEUE_DURABLE = True
 QUEUE_AUTO_DELETE = False
@@ -29,6 +40,13 @@ POLICY_PREFIX = "growbin."
 # not merge), so ours sit above the usual 0-10 of hand-made policies; operator policies still
 # combine with it.
 POLICY_PRIORITY = 100
+# The exchange only Celery's delay chain feeds (see the module docstring). A topic exchange:
+# Celery takes the native delayed-delivery path only for a queue whose exchange is not direct.
+DELAY_EXCHANGE = "growbin.delayed"
+DELAY_EXCHANGE_TYPE = ExchangeType.TOPIC
+# Celery's exchange at the end of the delay chain; it binds each delay exchange to it (kombu
+# bind_queue_to_native_delayed_delivery_exchange). Celery declares it and the chain, not apply.
+CELERY_DELIVERY_EXCHANGE = "celery_delayed_delivery"
 
 
 @dataclass(frozen=True)
@@ -134,11 +152,59 @@ def desired_policies(topology: Topology) -> list[PolicySpec]:
     return [p for p in found if p is not None]
 
 
+def delay_routing_key(queue: str) -> str:
+    """The routing key of a queue on the delay exchange: its own name.
+
+    Lint (GB217) refuses two queue names whose keys one pattern would both match.
+    """
+    return queue
+
+
+def delay_return_key(queue: str) -> str:
+    """The pattern Celery binds for the way back out of the delay chain (as kombu builds it)."""
+    key = delay_routing_key(queue)
+    return key if key.startswith("#") else f"#.{key}"
+
+
+def desired_exchanges(topology: Topology) -> dict[str, Exchange]:
+    """The file's exchanges, then the delay exchange every Celery queue names."""
+    return {**topology.exchanges, DELAY_EXCHANGE: Exchange(type=DELAY_EXCHANGE_TYPE)}
+
+
+def delay_bindings(topology: Topology) -> list[BindingSpec]:
+    """Each queue's two bindings on the delay exchange, exactly as a worker creates them.
+
+    The plain key comes from declaring the queue with its kombu exchange (Celery also publishes
+    a task with no route, such as its own ``celery.*`` tasks, this way); ``#.<key>`` from the
+    native delayed-delivery step at worker start, which routes ``<28 bits>.<key>`` back.
+    """
+    specs: list[BindingSpec] = []
+    for qname in topology.queues:
+        specs.append(BindingSpec(DELAY_EXCHANGE, qname, delay_routing_key(qname)))
+        specs.append(BindingSpec(DELAY_EXCHANGE, qname, delay_return_key(qname)))
+    return specs
+
+
+def delay_chain_bindings(topology: Topology) -> list[BindingSpec]:
+    """The exchange-to-exchange bindings a worker adds from Celery's delay chain to ours.
+
+    Their source is Celery's exchange, which apply does not create; listed for checks that
+    want to name every binding touching the delay exchange (``queue`` holds the destination
+    exchange here).
+    """
+    return [
+        BindingSpec(CELERY_DELIVERY_EXCHANGE, DELAY_EXCHANGE, delay_return_key(qname))
+        for qname in topology.queues
+    ]
+
+
 def desired_bindings(topology: Topology) -> list[BindingSpec]:
+    """Every queue binding that should exist: the file's, then those on the delay exchange."""
     seen: list[BindingSpec] = []
     for qname, queue in topology.queues.items():
         for binding in queue.bindings:
             spec = BindingSpec(binding.exchange, qname, binding.routing_key)
             if spec not in seen:
                 seen.append(spec)
+    seen += [spec for spec in delay_bindings(topology) if spec not in seen]
     return seen

@@ -15,9 +15,10 @@ from typing import Any
 from celery.schedules import crontab
 
 from growbin.errors import ConfigError
+from growbin.topology.declare import DELAY_EXCHANGE, delay_return_key, delay_routing_key
 from growbin.topology.findings import Finding, Severity
 from growbin.topology.loader import LoadedTopology
-from growbin.topology.matching import destinations
+from growbin.topology.matching import destinations, topic_matches
 from growbin.topology.model import (
     DeadLetterStrategy,
     ExchangeType,
@@ -73,6 +74,11 @@ _RULES: dict[str, tuple[Severity, str, str]] = {
               "queue {q!r} has message_ttl {value:g}s, not longer than the {limit:g}s time limit "
               "of {task!r}: a redelivered or waiting task can expire before it runs again. "
               "Fix: set message_ttl above {limit:g} (e.g. {double:g})"),
+    "GB115": (I, "no quorum queue: countdowns and retries wait in the worker's memory",
+              "no queue is a quorum queue, so Celery holds the countdowns and retries of "
+              "{tasks} in the worker that received them (each takes a prefetch slot until it "
+              "is due) instead of in RabbitMQ's delayed delivery, which Celery uses only when a "
+              "queue is a quorum queue. Fix: make the work queues type: quorum"),
     "GB201": (E, "route names an unknown exchange",
               "task {task!r} is routed to unknown exchange {value!r}{hint}. "
               "Fix: declare it under exchanges or name an existing one"),
@@ -86,10 +92,6 @@ _RULES: dict[str, tuple[Severity, str, str]] = {
     "GB204": (W, "route lands in a dead-letter or unroutable queue",
               "task {task!r} lands in {role} queue {q!r}, which is kept for people, not run. "
               "Fix: route it to a work queue"),
-    "GB205": (E, "ETA/countdown task to a quorum queue through a direct exchange",
-              "task {task!r} uses ETA/countdown: {why}"),
-    "GB206": (W, "retrying task to a quorum queue through a direct exchange",
-              "task {task!r} retries with a countdown: {why}"),
     "GB207": (W, "route priority on a classic queue without priority: ignored",
               "task {task!r} has priority {value}, but classic queue {q!r} has no priority, so "
               "it is ignored. Fix: set priority on the queue (e.g. 10) or drop the route's"),
@@ -118,6 +120,15 @@ _RULES: dict[str, tuple[Severity, str, str]] = {
     "GB215": (W, "wildcard binding key on a direct exchange",
               "queue {q!r} binds to direct exchange {ex!r} with {value!r}, but direct exchanges "
               "match keys literally ('*' and '#' are no wildcards). Fix: use type: topic"),
+    "GB216": (E, "the delay exchange's name is reserved",
+              "exchange {ex!r} is declared in the file, but growbin declares {ex!r} itself as "
+              "the exchange that only RabbitMQ's delayed delivery feeds (countdowns and "
+              "retries come back through it). Fix: rename your exchange"),
+    "GB217": (E, "two queues whose delayed messages one binding would both take",
+              "queue {q!r} and queue {other!r}: a countdown or retry for {q!r} comes back from "
+              "delayed delivery with a key ending in {q!r}, which {other!r}'s binding "
+              "{pattern!r} on the delay exchange also matches, so it would run twice. "
+              "Fix: rename one of them so that neither name ends with '.' and the other's"),
     "GB301": (E, "worker profile names an unknown queue",
               "profile {p!r} consumes unknown queue {value!r}{hint}. "
               "Fix: declare it under queues or name an existing one"),
@@ -127,9 +138,11 @@ _RULES: dict[str, tuple[Severity, str, str]] = {
     "GB303": (W, "worker profile consumes a dead-letter or unroutable queue",
               "profile {p!r} consumes {role} queue {value!r}: its messages would be run or acked "
               "away instead of kept for people. Fix: remove it; use the dead-letter tools"),
-    "GB304": (W, "worker profile with acks_late false",
-              "profile {p!r} has acks_late false: a task is acked before it runs, so it is lost "
-              "when its worker dies. Fix: set acks_late: true and keep the tasks idempotent"),
+    "GB304": (W, "worker profile with acks_late false: tasks acked on receipt",
+              "profile {p!r} has acks_late false: its workers ack each task when they receive "
+              "it, so a task is lost when its worker dies or when its retry cannot be "
+              "published, and the queue's delivery_limit never applies (failures are still "
+              "dead-lettered). Fix: set acks_late: true and keep the tasks idempotent"),
     "GB305": (I, "prefetch above 1 on a profile with tasks over a minute",
               "profile {p!r} prefetches {value} per process with time limits up to {limit:g}s: "
               "reserved tasks wait behind long ones. Fix: prefetch_multiplier: 1 for long tasks"),
@@ -197,7 +210,8 @@ def parse_version(text: str) -> Version:
 
 def lint(loaded: LoadedTopology, rabbitmq_version: str = "3.13") -> list[Finding]:
     ctx = _Context(loaded, parse_version(rabbitmq_version), rabbitmq_version.strip())
-    for check in (_queues, _limits, _dead_letters, _exchanges, _routes, _profiles, _schedule):
+    checks = (_queues, _limits, _dead_letters, _exchanges, _delays, _routes, _profiles, _schedule)
+    for check in checks:
         check(ctx)
     return sorted(ctx.findings, key=_order)
 
@@ -467,6 +481,33 @@ def _exchanges(ctx: _Context) -> None:
             ctx.report("GB214", ("exchanges", name), ex=name)
 
 
+def _delays(ctx: _Context) -> None:
+    """Countdowns and retries: RabbitMQ's delayed delivery through the delay exchange."""
+    t = ctx.loaded.topology
+    if DELAY_EXCHANGE in t.exchanges:
+        ctx.report("GB216", ("exchanges", DELAY_EXCHANGE), ex=DELAY_EXCHANGE)
+    # a message comes back as "<28 bits>.<key>"; Celery's own route-less tasks use "<key>"
+    for name in t.queues:
+        key = delay_routing_key(name)
+        for other in t.queues:
+            pattern = delay_return_key(other)
+            if other != name and any(topic_matches(pattern, k) for k in (key, f"0.{key}")):
+                at = ("queues", name)
+                ctx.report("GB217", at, q=name, other=other, pattern=pattern)
+    if any(q.type is QueueType.QUORUM for q in t.queues.values()):
+        return
+    delayed = [
+        task
+        for task, r in ctx.routes
+        if r.uses_eta or any(ctx.retries(r, q) for q in ctx.reached[task])
+    ]
+    if delayed:
+        shown = ", ".join(repr(task) for task in delayed[:3])
+        more = len(delayed) - 3
+        tasks = f"{shown} and {more} more" if more > 0 else shown
+        ctx.report("GB115", ("queues",), tasks=tasks)
+
+
 def _routes(ctx: _Context) -> None:
     t = ctx.loaded.topology
     for task, r in ctx.routes:
@@ -496,25 +537,15 @@ def _routes(ctx: _Context) -> None:
                 "GB203", at_key, task=task, value=r.routing_key, queues=queues, ex=r.exchange
             )
         for qname in found:
-            _route_into(ctx, task, r, ex.type, qname)
+            _route_into(ctx, task, r, qname)
 
 
-def _route_into(ctx: _Context, task: str, r: Route, ex_type: ExchangeType, qname: str) -> None:
+def _route_into(ctx: _Context, task: str, r: Route, qname: str) -> None:
     q = ctx.loaded.topology.queues[qname]
     at = ("routes", task)
     if q.role is not QueueRole.WORK:
         ctx.report("GB204", (*at, "routing_key"), task=task, role=q.role.value, q=qname)
         return
-    if q.type is QueueType.QUORUM and ex_type is ExchangeType.DIRECT:
-        why = (
-            f"Celery's native delayed delivery does not work through direct exchange "
-            f"{r.exchange!r}, so a countdown task for quorum queue {qname!r} blocks a worker "
-            "slot until its ETA. Fix: use a topic exchange"
-        )
-        if r.uses_eta:
-            ctx.report("GB205", (*at, "uses_eta"), task=task, why=why)
-        elif ctx.retries(r, qname):
-            ctx.report("GB206", (*at, "exchange"), task=task, why=why)
     if r.priority is None:
         return
     at_priority = (*at, "priority")

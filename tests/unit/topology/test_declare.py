@@ -4,9 +4,14 @@ import pytest
 
 from growbin.topology import loader
 from growbin.topology.declare import (
+    DELAY_EXCHANGE,
     POLICY_PRIORITY,
     BindingSpec,
+    delay_chain_bindings,
+    delay_return_key,
+    delay_routing_key,
     desired_bindings,
+    desired_exchanges,
     desired_policies,
     exchange_policy,
     exchange_policy_definition,
@@ -160,7 +165,52 @@ def test_a_binding_listed_twice_is_declared_once():
             )
         },
     )
-    assert desired_bindings(topology) == [
+    assert desired_bindings(topology)[:2] == [
         BindingSpec("tasks", "q.a", "a.#"),
         BindingSpec("tasks", "q.a", "b.#"),
     ]
+    assert len(desired_bindings(topology)) == 4  # and the two on the delay exchange
+
+
+def test_every_queue_gets_exactly_the_two_delay_bindings_a_worker_creates():
+    topology = loader.load("production").topology
+    on_delay = [b for b in desired_bindings(topology) if b.exchange == DELAY_EXCHANGE]
+    assert on_delay == [
+        BindingSpec(DELAY_EXCHANGE, name, key)
+        for name in topology.queues
+        for key in (name, f"#.{name}")
+    ]
+
+
+def test_no_desired_binding_on_a_work_exchange_is_outside_the_file():
+    topology = loader.load("production").topology
+    files = {
+        BindingSpec(b.exchange, name, b.routing_key)
+        for name, queue in topology.queues.items()
+        for b in queue.bindings
+    }
+    on_file_exchanges = {b for b in desired_bindings(topology) if b.exchange != DELAY_EXCHANGE}
+    assert on_file_exchanges == files
+
+
+def test_the_delay_exchange_is_a_durable_topic_exchange_next_to_the_files():
+    topology = loader.load("production").topology
+    exchanges = desired_exchanges(topology)
+    assert list(exchanges) == [*topology.exchanges, DELAY_EXCHANGE]
+    assert exchanges[DELAY_EXCHANGE].type is ExchangeType.TOPIC
+    assert exchanges[DELAY_EXCHANGE].durable
+    assert exchanges[DELAY_EXCHANGE].alternate_exchange is None
+
+
+def test_celerys_delay_chain_binds_its_exit_to_the_delay_exchange_once_per_queue():
+    topology = loader.load("production").topology
+    assert delay_chain_bindings(topology) == [
+        BindingSpec("celery_delayed_delivery", DELAY_EXCHANGE, f"#.{name}")
+        for name in topology.queues
+    ]
+
+
+def test_the_return_key_is_built_the_way_kombu_builds_it():
+    assert delay_routing_key("q.ai") == "q.ai"
+    assert delay_return_key("q.ai") == "#.q.ai"
+    assert delay_return_key("#odd") == "#odd"  # kombu keeps a key that starts with '#'

@@ -55,6 +55,12 @@ def test_every_topology_binding_is_exported(production):
         for qname, q in production.queues.items()
         for b in q.bindings
     }
+    # and each queue's two bindings on the delay exchange, which its workers also create
+    expected |= {
+        ("growbin.delayed", qname, key)
+        for qname in production.queues
+        for key in (qname, f"#.{qname}")
+    }
     assert exported == expected
 
 

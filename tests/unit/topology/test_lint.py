@@ -194,7 +194,8 @@ def test_classic_queue_with_priority_is_fine_up_to_ten():
     text = edit(CLEAN, "    type: quorum\n", "    type: classic\n    priority: 10\n")
     text = edit(text, "    dead_letter_strategy: at-least-once\n", "")
     text = edit(text, "    delivery_limit: 5\n", "")
-    assert run(text) == []
+    # no quorum queue left: only the note that countdowns wait in the worker
+    assert [f.code for f in run(text)] == ["GB115"]
     assert only(run(edit(text, "priority: 10", "priority: 50")), "GB107").severity is Severity.INFO
 
 
@@ -350,23 +351,48 @@ DIRECT = edit(
 )
 
 
-def test_eta_task_to_a_quorum_queue_through_a_direct_exchange_is_an_error():
+def test_countdowns_through_a_direct_exchange_are_fine_because_they_take_the_delay_exchange():
+    # the retired GB205/GB206: countdowns no longer pass the route's exchange at all
     text = edit(
         DIRECT, "routing_key: work.classify}", "routing_key: work.classify, uses_eta: true}"
     )
-    finding = only(run(text), "GB205")
+    assert run(text) == []
+
+
+def test_declaring_the_delay_exchange_in_the_file_is_an_error():
+    text = edit(
+        CLEAN,
+        "  dlx: {type: direct}\n",
+        "  dlx: {type: direct}\n  growbin.delayed: {type: topic}\n",
+    )
+    finding = only(run(text), "GB216")
     assert finding.severity is Severity.ERROR
-    assert "topic exchange" in finding.message
-    assert not with_code(run(text), "GB206")
+    assert finding.location == line_of(text, "growbin.delayed")
+    assert "rename your exchange" in finding.message
 
 
-def test_retrying_task_to_a_quorum_queue_through_a_direct_exchange_is_a_warning():
-    finding = only(run(DIRECT), "GB206")
-    assert finding.severity is Severity.WARNING
-    no_retries = edit(DIRECT, "time_limit: 60", "time_limit: 60\n    retry: {max_retries: 0}")
-    assert not with_code(run(no_retries), "GB206")
-    route_retries = edit(no_retries, "work.classify}", "work.classify, retry: {max_retries: 2}}")
-    assert only(run(route_retries), "GB206")
+def test_a_queue_name_ending_in_another_queues_name_is_an_error():
+    # "#.work" on the delay exchange would also take a delayed message for "q.work"
+    text = edit(
+        CLEAN,
+        "  q.dlq:\n",
+        "  work:\n    role: dead-letter\n    max_length: 10\n    alert_depth: 1\n  q.dlq:\n",
+    )
+    finding = only(run(text), "GB217")
+    assert finding.severity is Severity.ERROR
+    assert "'q.work'" in finding.message and "'#.work'" in finding.message
+
+
+def test_no_quorum_queue_means_countdowns_wait_in_the_worker():
+    classic = edit(CLEAN, "    type: quorum\n", "    type: classic\n")
+    classic = edit(classic, "    dead_letter_strategy: at-least-once\n    delivery_limit: 5\n", "")
+    finding = only(run(classic), "GB115")
+    assert finding.severity is Severity.INFO
+    assert "'growbin.scan.classify'" in finding.message and "type: quorum" in finding.message
+    no_retries = edit(classic, "time_limit: 60", "time_limit: 60\n    retry: {max_retries: 0}")
+    assert not with_code(run(no_retries), "GB115")
+    eta = edit(no_retries, "work.classify}", "work.classify, uses_eta: true}")
+    assert only(run(eta), "GB115")
 
 
 def test_route_priority_on_a_classic_queue_without_priority_is_ignored():
@@ -457,6 +483,9 @@ def test_profile_with_early_acks_loses_tasks():
     finding = only(run(text), "GB304")
     assert finding.severity is Severity.WARNING
     assert finding.location == line_of(text, "acks_late")
+    # the profile's choice is honoured (tests/unit/runtime/test_celery_app.py): say what it costs
+    assert "ack each task when they receive it" in finding.message
+    assert "still dead-lettered" in finding.message
 
 
 def test_prefetch_above_one_with_long_tasks_is_info():
