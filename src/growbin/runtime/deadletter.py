@@ -1,8 +1,9 @@
 """Dead letters that explain themselves: the header a worker adds, and how reasons are named.
 
-A dead letter Growbin makes (a task failed for good) is the original message, body and headers
-unchanged, published to the queue's dead-letter exchange with one more header, ``x-growbin-death``,
-holding a :class:`DeathInfo`. A dead letter RabbitMQ makes (TTL expiry, overflow, delivery limit,
+A dead letter Growbin makes (a task failed for good, or a message that is no runnable task at all,
+see :mod:`growbin.runtime.unprocessable`) is the original message, body and headers unchanged,
+published to the queue's dead-letter exchange with one more header, ``x-growbin-death``, holding a
+:class:`DeathInfo`. A dead letter RabbitMQ makes (TTL expiry, overflow, delivery limit,
 a reject) carries RabbitMQ's ``x-death`` header instead; :func:`reason_from_x_death` names it.
 """
 
@@ -26,6 +27,18 @@ class DeathReason(StrEnum):
     OVERFLOWED = "overflowed"  # max-length reached with drop-head / reject-publish-dlx
     REJECTED = "rejected"  # a consumer rejected it without requeue
     DELIVERY_LIMIT = "delivery-limit"  # redelivered more often than the quorum queue allows
+    # A message no worker could run, dead-lettered by the worker that received it:
+    UNDECODABLE = "undecodable"  # the body does not decode with its content type
+    CONTENT_DISALLOWED = "content_disallowed"  # a content type workers refuse (pickle, YAML)
+    UNREGISTERED = "unregistered"  # a well-formed task whose name this worker does not know
+    MALFORMED = "malformed"  # missing or invalid Celery headers, or a body of the wrong shape
+
+
+# Dead letters that are not a task any worker can run: a replay would only dead-letter them again.
+# An unregistered task is not among them: it may run once a worker that knows it is deployed.
+NOT_RUNNABLE = frozenset(
+    {DeathReason.UNDECODABLE, DeathReason.CONTENT_DISALLOWED, DeathReason.MALFORMED}
+)
 
 
 _X_DEATH_REASONS = {

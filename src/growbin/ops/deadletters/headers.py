@@ -77,9 +77,12 @@ def utc(value: datetime) -> datetime:
 
 
 def json_safe(value: Any) -> Any:
-    """An AMQP table value as JSON: timestamps become ISO text, undecodable bytes base64."""
+    """An AMQP table value as JSON: timestamps become ISO text, undecodable bytes base64.
+
+    PostgreSQL stores no NUL character in text or JSONB, so text holding one is base64 too.
+    """
     if isinstance(value, Mapping):
-        return {str(key): json_safe(item) for key, item in value.items()}
+        return {pg_text(str(key)): json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(item) for item in value]
     if isinstance(value, datetime):
@@ -87,9 +90,12 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         try:
-            return raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return {"base64": base64.b64encode(raw).decode("ascii")}
+        return json_safe(text)
+    if isinstance(value, str) and "\x00" in value:
+        return {"base64": base64.b64encode(value.encode("utf-8")).decode("ascii")}
     if isinstance(value, Decimal):
         return str(value)
     if value is None or isinstance(value, str | int | float | bool):
@@ -97,12 +103,22 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+def pg_text(text: str) -> str:
+    """Text PostgreSQL can store: a NUL character (it stores none) becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def body_text(body: bytes) -> tuple[str, bool]:
-    """(text, is_base64): the body as UTF-8 text, or as base64 when it is not UTF-8."""
+    """(text, is_base64): the body as UTF-8 text, or as base64 when it is not UTF-8 text
+    PostgreSQL can store (a NUL byte), so that the archive keeps any body byte for byte."""
     try:
-        return body.decode("utf-8"), False
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return base64.b64encode(body).decode("ascii"), True
+        pass
+    else:
+        if "\x00" not in text:
+            return text, False
+    return base64.b64encode(body).decode("ascii"), True
 
 
 def body_bytes(text: str, is_base64: bool) -> bytes:

@@ -1,9 +1,12 @@
-"""Which queue the dead-letter tools read, and which record states each command acts on."""
+"""Which queue the dead-letter tools read, which record states each command acts on, and which
+dead letters a replay refuses."""
 
 from __future__ import annotations
 
-from growbin.db.models import DeadLetterState
+from growbin.db.models import DeadLetterRecord, DeadLetterState
 from growbin.ops.deadletters.errors import DeadLetterError
+from growbin.ops.deadletters.view import exception_line
+from growbin.runtime.deadletter import NOT_RUNNABLE
 from growbin.topology.model import QueueRole, Topology
 
 # what needs attention: still in the queue, or pushed out of it without a replay
@@ -33,3 +36,18 @@ def dead_letter_queue(topology: Topology, name: str | None = None) -> tuple[str,
             f"{topology.name!r}: use one of {known}"
         )
     return name, kept[name]
+
+
+def not_runnable(record: DeadLetterRecord) -> str | None:
+    """Why a replay refuses this dead letter, or None: a message no worker can run (undecodable,
+    disallowed content, malformed) would only be dead-lettered again."""
+    if record.reason not in NOT_RUNNABLE:
+        return None
+    short = record.dead_letter_id[:12]
+    line = exception_line(record, width=160)
+    cause = f" ({line})" if line else ""
+    return (
+        f"it cannot run: reason {record.reason}{cause}; no worker can run this message, so a "
+        f"replay would only dead-letter it again. Read it with `growbin dlq show {short}`, have "
+        f"its publisher send a valid task, then close it with `growbin dlq purge {short} --yes`"
+    )
