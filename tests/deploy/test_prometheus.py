@@ -64,7 +64,7 @@ def test_a_users_topology_gets_rules_for_its_own_queues_and_vhost():
 def test_promtool_accepts_the_rules_file():
     result = run_promtool("check", "rules", DEPLOY / "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def test_promtool_accepts_the_prometheus_config():
@@ -84,3 +84,10 @@ def test_promtool_unit_tests_prove_the_dead_letter_alert_fires_over_the_seed_thr
         if c["alertname"] == "DeadLetterQueueBacklog" and c["exp_alerts"]
     ]
     assert dlq and dlq[0]["exp_alerts"][0]["exp_labels"]["queue"] == "q.dlq"
+
+
+def test_a_stalled_worker_pages_whatever_its_profile():
+    rules = rules_by_name((DEPLOY / "alerts.yml").read_text())
+    (stalled,) = rules["WorkerStalled"]
+    assert stalled["expr"] == "max by (worker) (growbin_worker_stalled) == 1"
+    assert stalled["labels"]["severity"] == "critical"

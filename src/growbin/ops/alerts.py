@@ -172,6 +172,22 @@ def platform_rules() -> list[dict[str, Any]]:
             },
         },
         {
+            # The worker decides "stalled" against its own threshold (its profile's hard time
+            # limit + 60 s by default, growbin.runtime.progress), so one rule fits every profile.
+            "alert": "WorkerStalled",
+            "expr": "max by (worker) (growbin_worker_stalled) == 1",
+            "for": "1m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "worker {{ $labels.worker }} holds tasks and makes no progress",
+                "description": "{{ $labels.worker }} has held reserved messages without "
+                "finishing or starting a task for longer than its stall threshold: its "
+                "prefetch slots are lost to requests that never end. Restarting it returns "
+                "the messages to their queue.",
+                "runbook": "growbin status",
+            },
+        },
+        {
             "alert": "ProviderCircuitOpen",
             "expr": "max by (provider) (growbin_breaker_state) == 2",
             "for": "5m",

@@ -103,6 +103,32 @@ class GrowbinMetrics:
             registry=r,
         )
 
+        # A worker's main process samples these (growbin.runtime.progress); prefork children
+        # never set them, so the most recent live value is the worker's.
+        self.worker_reserved = Gauge(
+            "growbin_worker_reserved_tasks",
+            "Messages a worker holds (prefetched or running), sampled by its main process",
+            ["worker"],
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.worker_without_progress = Gauge(
+            "growbin_worker_seconds_without_progress",
+            "Seconds a worker has held reserved messages without finishing or starting a task "
+            "(0 when it holds none)",
+            ["worker"],
+            multiprocess_mode="livemostrecent",
+            registry=r,
+        )
+        self.worker_stalled = Gauge(
+            "growbin_worker_stalled",
+            "1 when a worker has held reserved messages without progress for longer than its "
+            "stall threshold (its profile's hard time limit + 60 s by default), else 0",
+            ["worker"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )
+
     def names(self) -> set[str]:
         """Every sample name this registry can expose (for checking dashboards and rules)."""
         found: set[str] = set()
@@ -155,6 +181,18 @@ def set_wal_pending(pending: int, *, worker: str | None = None) -> None:
 def observe_wal_sync_delay(seconds: float, *, worker: str | None = None) -> None:
     """The journal reports, per synced record, how long it waited in the WAL."""
     _safely(lambda: metrics().wal_sync_delay.labels(worker or _identity).observe(seconds))
+
+
+def set_worker_progress(worker: str, reserved: int, without_progress: float, stalled: bool) -> None:
+    """A worker's main process reports its progress sample (growbin.runtime.progress)."""
+
+    def update() -> None:
+        m = metrics()
+        m.worker_reserved.labels(worker).set(reserved)
+        m.worker_without_progress.labels(worker).set(round(without_progress, 1))
+        m.worker_stalled.labels(worker).set(1 if stalled else 0)
+
+    _safely(update)
 
 
 def record_provider_call(model: str, status: str) -> None:

@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,15 @@ from prometheus_client import CollectorRegistry, start_http_server, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from growbin.ops.metrics import reset_metrics, set_identity
+from growbin.ops.metrics import reset_metrics, set_identity, set_worker_progress
 from growbin.ops.metrics_config import ALL_INTERFACES, MetricsConfig
 from growbin.ops.metrics_hooks import MetricsHooks
+from growbin.runtime.progress import (
+    ProgressRecord,
+    ProgressReporter,
+    progress_dir,
+    stall_threshold,
+)
 from growbin.settings import Settings
 
 logger = logging.getLogger("growbin.metrics")
@@ -124,20 +130,30 @@ def start_metrics_server(
 class WorkerMetrics:
     """The process-lifecycle side of a worker's metrics, tied to Celery's worker signals."""
 
-    def __init__(self, app: Celery, config: MetricsConfig, directory: Path) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        config: MetricsConfig,
+        directory: Path,
+        progress: Callable[[str], ProgressReporter] | None = None,
+    ) -> None:
         self.app = app
         self.config = config
         self.directory = directory
         self.server: MetricsServer | None = None
+        self._make_progress = progress
+        self.progress: ProgressReporter | None = None
 
     def connect(self) -> None:
         signals.worker_init.connect(self._on_worker_init, weak=False)
+        signals.worker_ready.connect(self._on_worker_ready, weak=False)
         signals.worker_process_init.connect(self._on_child_start, weak=False)
         signals.worker_process_shutdown.connect(self._on_child_exit, weak=False)
         signals.worker_shutdown.connect(self._on_worker_shutdown, weak=False)
 
     def disconnect(self) -> None:
         signals.worker_init.disconnect(self._on_worker_init)
+        signals.worker_ready.disconnect(self._on_worker_ready)
         signals.worker_process_init.disconnect(self._on_child_start)
         signals.worker_process_shutdown.disconnect(self._on_child_exit)
         signals.worker_shutdown.disconnect(self._on_worker_shutdown)
@@ -171,6 +187,14 @@ class WorkerMetrics:
             self.directory,
         )
 
+    def _on_worker_ready(self, sender: Any = None, **_: Any) -> None:
+        # the pool runs by now (prefork children are forked without this thread)
+        if getattr(sender, "app", None) is not self.app or self._make_progress is None:
+            return
+        if self.progress is None:
+            self.progress = self._make_progress(str(getattr(sender, "hostname", "") or ""))
+            self.progress.start()
+
     def _on_child_start(self, **_: Any) -> None:
         # The child inherited the listening socket; only the main process may answer on it.
         if self.server is not None:
@@ -183,6 +207,9 @@ class WorkerMetrics:
             mark_process_dead(pid or os.getpid(), str(self.directory))  # type: ignore[no-untyped-call]
 
     def _on_worker_shutdown(self, sender: Any = None, **_: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -199,5 +226,35 @@ def worker_metrics(
     config = config or MetricsConfig.resolve(settings)
     directory = config.directory(profile, os.getpid())
     enable_multiprocess(directory)
-    WorkerMetrics(app, config, directory).connect()
+    WorkerMetrics(app, config, directory, progress_reporter(app, settings, profile)).connect()
     return MetricsHooks.for_app(app)
+
+
+def progress_reporter(
+    app: Celery, settings: Settings, profile: str
+) -> Callable[[str], ProgressReporter]:
+    """Makes the worker's progress reporter (growbin.runtime.progress) once its hostname is
+    known; every sample also sets the growbin_worker_* gauges."""
+    from growbin.runtime.task_base import topology_of
+
+    declared = topology_of(app).profiles.get(profile)
+    stall_after = stall_threshold(
+        settings.worker_stall_after, declared.time_limit if declared else None
+    )
+
+    def on_record(record: ProgressRecord) -> None:
+        set_worker_progress(
+            record.worker, record.reserved, record.without_progress(), record.stalled()
+        )
+
+    def make(hostname: str) -> ProgressReporter:
+        return ProgressReporter(
+            worker=hostname or f"{profile}@{os.uname().nodename}",
+            profile=profile,
+            stall_after=stall_after,
+            directory=progress_dir(settings.worker_progress_dir),
+            redis_url=settings.redis_url.get_secret_value(),
+            on_record=on_record,
+        )
+
+    return make

@@ -7,7 +7,7 @@ import random
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from growbin.errors import FatalTaskError, TransientTaskError
+from growbin.errors import FatalTaskError, ServiceUnavailableError, TransientTaskError
 from growbin.topology.model import RetryPolicy
 
 # Matched by class name up the MRO, so that optional libraries need not be imported here.
@@ -30,7 +30,10 @@ MAX_RETRY_AFTER = 3600.0
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors whose cause may pass: retry them. False: dead-letter at once."""
-    if isinstance(exc, TransientTaskError | SoftTimeLimitExceeded):
+    # ServiceUnavailableError: Redis, PostgreSQL or RabbitMQ could not be reached (RedisKV and
+    # db.engine.translate_errors raise it for a refused, dropped or timed-out connection). Our
+    # own services come back after a restart or a failover: retry with the route's backoff.
+    if isinstance(exc, TransientTaskError | SoftTimeLimitExceeded | ServiceUnavailableError):
         return True
     if isinstance(exc, FatalTaskError):
         return False

@@ -32,10 +32,15 @@ class RedisKV:
         )
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # A refused or dropped connection and a server that stopped answering are one thing to
+        # a caller: Redis is unavailable for now. Tasks retry ServiceUnavailableError with their
+        # route's backoff (runtime.failures.is_transient); the API answers 503.
         try:
             return fn(*args, **kwargs)
-        except redis.ConnectionError as exc:
-            raise ServiceUnavailableError("Redis", mask_url(self.url), str(exc)) from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise ServiceUnavailableError(
+                "Redis", mask_url(self.url), str(exc) or type(exc).__name__
+            ) from exc
 
     def get(self, key: str) -> str | None:
         value = self._call(self.client.get, key)

@@ -68,4 +68,5 @@ def test_status_shows_depth_consumers_dead_letters_by_reason_and_the_profile_onl
     (work,) = [p for p in snap.profiles if p.profile == "work"]
     assert len(work.hosts) == 1 and work.hosts[0].startswith("work@")
     assert work.queues == ["q.work"]
+    assert work.progress == "ok" and work.stalled == []  # its progress record, from Redis
     print(f"\nstatus: {snap.to_dict()['queues'][0]}, dead letters {snap.dead_letters}")

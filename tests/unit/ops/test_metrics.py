@@ -217,3 +217,12 @@ def test_the_guard_observer_turns_limiter_and_breaker_news_into_gauges(fresh):
     assert value(fresh, "growbin_breaker_state", provider="openai") == 1
     observer.breaker("openai", BreakerState.OPEN)
     assert value(fresh, "growbin_breaker_state", provider="openai") == 2
+
+
+def test_a_worker_progress_sample_sets_its_reserved_stall_seconds_and_stalled_gauges(fresh):
+    m.set_worker_progress("ai@n1", reserved=8, without_progress=312.44, stalled=True)
+    m.set_worker_progress("api@n2", reserved=3, without_progress=0.0, stalled=False)
+    assert value(fresh, "growbin_worker_reserved_tasks", worker="ai@n1") == 8
+    assert value(fresh, "growbin_worker_seconds_without_progress", worker="ai@n1") == 312.4
+    assert value(fresh, "growbin_worker_stalled", worker="ai@n1") == 1
+    assert value(fresh, "growbin_worker_stalled", worker="api@n2") == 0

@@ -1,10 +1,13 @@
 import random
 
 import httpx
+import psycopg
 import pytest
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import exc as sa_exc
 
-from growbin.errors import FatalTaskError, TransientTaskError
+from growbin.errors import FatalTaskError, ServiceUnavailableError, TransientTaskError
 from growbin.runtime.failures import backoff_delay, is_transient
 from growbin.topology.model import RetryPolicy
 
@@ -70,3 +73,31 @@ def test_jitter_spreads_the_retries_of_many_tasks():
     policy = RetryPolicy(backoff_base=4, jitter=True)
     rng = random.Random(1)
     assert len({round(backoff_delay(policy, 1, rng), 3) for _ in range(50)}) > 40
+
+
+def _sqlalchemy_error(kind: type, orig: BaseException) -> BaseException:
+    return kind("SELECT 1", {}, orig)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ServiceUnavailableError("Redis", "redis://127.0.0.1:6390/0", "Connection refused"),
+        ServiceUnavailableError("PostgreSQL", "postgresql+psycopg://db/growbin", "refused"),
+        _sqlalchemy_error(sa_exc.OperationalError, psycopg.OperationalError("server closed")),
+        _sqlalchemy_error(sa_exc.InterfaceError, psycopg.InterfaceError("connection closed")),
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+        redis.ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused."),
+        redis.TimeoutError("Timeout reading from socket"),
+        redis.BusyLoadingError("Redis is loading the dataset in memory"),
+    ],
+)
+def test_an_outage_of_our_own_redis_or_postgresql_is_retried(exc):
+    assert is_transient(exc)
+
+
+def test_a_database_error_that_a_retry_cannot_fix_is_not_retried():
+    error = _sqlalchemy_error(
+        sa_exc.IntegrityError, psycopg.errors.UniqueViolation("duplicate key value")
+    )
+    assert not is_transient(error)
