@@ -41,7 +41,8 @@ StateOption = Annotated[
     list[str] | None,
     typer.Option(
         "--state",
-        help="queued, dropped, replayed, purged or all; repeatable (default: queued and dropped).",
+        help="queued, dropped, replayed, purged, superseded or all; repeatable (default: "
+        "queued and dropped).",
     ),
 ]
 OlderOption = Annotated[
@@ -99,20 +100,30 @@ def _check_format(fmt: str) -> None:
 def dlq_sync(
     ctx: typer.Context, queue_name: QueueNameOption = None, fmt: FormatOption = "text"
 ) -> None:
-    """Archive every dead letter in the queue in PostgreSQL (the queue is left as it was)."""
+    """Archive every dead letter in the queue in PostgreSQL; reconcile scans (as the beat does).
+
+    The queue is left as it was, except for dead letters whose task succeeded since: they are
+    closed as superseded and their stale message leaves the queue. Scans whose step died but
+    were never marked failed (their hook could not reach PostgreSQL) are marked failed now.
+    """
+    from growbin.jobs.maintenance import sync_dead_letters
+
     _check_format(fmt)
-    with _dlq_service(ctx, queue_name) as service:
-        counts = service.sync()
-        scope = service.scope
+    state = state_of(ctx)
+    counts = sync_dead_letters(state.settings, state.topology().topology, queue_name=queue_name)
     if fmt == "json":
-        payload = {"queue": scope.dead_letter_queue, "vhost": scope.vhost, **asdict(counts)}
-        out.print_json(json.dumps(payload))
+        out.print_json(json.dumps(counts))
         return
-    where = f"{scope.dead_letter_queue} (vhost {scope.vhost})"
-    states = ", ".join(f"{n} {s}" for s, n in counts.by_state.items())
+    where = f"{counts['queue']} (vhost {counts['vhost']})"
+    states = ", ".join(f"{n} {s}" for s, n in counts["by_state"].items())
+    bound = counts["stall_bound"]
+    stall = f"{bound:.0f}s without progress" if bound is not None else "off (no bound)"
     out.print(
-        f"{where}: {counts.in_queue} in the queue, {counts.new} newly archived, "
-        f"{counts.dropped} newly marked dropped. Archive: {states}.",
+        f"{where}: {counts['in_queue']} in the queue, {counts['new']} newly archived, "
+        f"{counts['dropped']} newly marked dropped, {counts['superseded']} superseded (their "
+        f"task succeeded later; removed from the queue). Archive: {states}. Scans failed: "
+        f"{counts['scans_failed']} from dead letters, {counts['scans_stalled']} stalled "
+        f"(stall sweep: {stall}).",
         highlight=False,
     )
 
@@ -221,7 +232,8 @@ def dlq_replay(
     """Send dead letters back with a fresh retry budget; select by ids, filters or --all.
 
     Each goes to its original exchange and routing key (or --to) with the same task id, and
-    leaves the queue only after RabbitMQ confirmed the replay.
+    leaves the queue only after RabbitMQ confirmed the replay. A replayed or superseded one
+    (its task succeeded after it was dead-lettered) is refused with the reason; exit code 1.
     """
     _check_format(fmt)
     flt = _dlq_filter(task, queue, reason, exception, state, older_than, newer_than)

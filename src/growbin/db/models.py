@@ -22,13 +22,16 @@ class DeadLetterState(StrEnum):
     queued: in the dead-letter queue at the last sync. replayed: published back to a work
     exchange and removed from the queue. purged: removed on purpose after archiving. dropped:
     gone from the queue without a replay or purge (the queue's drop-head cap pushed it out, or
-    someone removed it by hand); the archived body can still be replayed.
+    someone removed it by hand); the archived body can still be replayed. superseded: the same
+    task id succeeded after it was dead-lettered (a redelivered copy ran), so the dead letter is
+    stale; the sync removes its message and replay refuses it.
     """
 
     QUEUED = "queued"
     REPLAYED = "replayed"
     PURGED = "purged"
     DROPPED = "dropped"
+    SUPERSEDED = "superseded"
 
 
 class DeadLetterRecord(Base):
@@ -75,9 +78,15 @@ class DeadLetterRecord(Base):
     replay_count: Mapped[int] = mapped_column(server_default=text("0"))
     last_replayed_at: Mapped[datetime | None]
     last_replayed_to: Mapped[str | None] = mapped_column(Text)
+    # when the task id's later success was recorded, and what proved it
+    superseded_at: Mapped[datetime | None]
+    superseded_by: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        CheckConstraint("state IN ('queued', 'replayed', 'purged', 'dropped')", name="state_known"),
+        CheckConstraint(
+            "state IN ('queued', 'replayed', 'purged', 'dropped', 'superseded')",
+            name="state_known",
+        ),
         Index(None, "task_name"),
         Index(None, "queue"),
         Index(None, "reason"),

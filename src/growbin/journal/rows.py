@@ -3,10 +3,12 @@
 Events of one task reach the journal out of order: ``received`` is written by the worker's main
 process, the rest by the pool process that ran the task, each through its own batching writer.
 A later write must never undo an earlier, more advanced one, so every row carries a rank:
-``retry_count * 10 + stage``, with the stages retrying < pending < running < finished. An
-upsert only takes the incoming status when its rank is at least the stored one; the same rule
-guards the PostgreSQL upsert, where two workers' journals can hold the same task (a redelivery
-after a crash).
+``retry_count * 10 + stage``, with the stages retrying < pending < running < failed <
+completed. An upsert only takes the incoming status when its rank is at least the stored one;
+the same rule guards the PostgreSQL upsert, where two workers' journals can hold the same task
+(a redelivery after a crash). A success is final within its attempt: a copy of the same attempt
+that failed elsewhere (a message held through an outage, dead-lettered, then redelivered and
+run) cannot hide it, whichever journal syncs last; the dead-letter sync relies on that.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ RETRYING = "retrying"
 COMPLETED = "completed"
 FAILED = "failed"
 
-STAGES = {RETRYING: 0, PENDING: 1, RUNNING: 2, COMPLETED: 3, FAILED: 3}
+STAGES = {RETRYING: 0, PENDING: 1, RUNNING: 2, FAILED: 3, COMPLETED: 4}
 FINISHED = (COMPLETED, FAILED)
 PAYLOAD_LIMIT = 8 * 1024  # bytes of JSON; a bigger payload is summarised, not stored
 

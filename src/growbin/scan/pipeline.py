@@ -9,6 +9,7 @@ the final save is an update of the scan's row.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ STEP_TTL = 24 * 3600  # how long a step's output is kept for redeliveries and re
 TASKS = {step: f"growbin.scan.{step}" for step in records.STEPS}
 CACHE_HITS = "growbin:stats:vision_cache_hits"
 
+logger = logging.getLogger("growbin.scan")
+
 
 def step_key(scan_id: str, step: str) -> str:
     return f"growbin:scan:{scan_id}:{step}"
@@ -51,15 +54,51 @@ class ScanStep(GrowbinTask):
     """A pipeline step: a dead letter marks its scan failed, naming the step and the error."""
 
     def on_dead_letter(self, info: DeathInfo, args: Any, kwargs: Any) -> None:
-        first = args[0] if args else None
-        scan_id = first.get("scan_id") if isinstance(first, dict) else first
-        if not isinstance(scan_id, str):
+        """Mark the scan failed; if that cannot be written, log it and leave it to the sweep.
+
+        The dead letter is already published, so raising here would only replace the task's
+        real error with this one (and, after a hard time limit, leave the message unacked).
+        The dead-letter sync (growbin.ops.dlq_sync, see growbin.scan.reconcile) finds the
+        dead letter of a scan that is still open and marks the scan failed then.
+        """
+        scan_id = scan_id_of(args)
+        if scan_id is None:
             return
         step = self.name.rsplit(".", 1)[-1]
-        with scan_context(self.app).session() as session:
-            scan = records.mark_step(session, scan_id, step, "failed", error=info.exception_type)
-            if scan is not None:
-                scan.error = f"{step} failed: {info.exception_type}: {info.exception_message}"
+        try:
+            with scan_context(self.app).session() as session:
+                records.mark_failed(
+                    session,
+                    scan_id,
+                    step,
+                    info.exception_type,
+                    cause=failure_cause(info.exception_type, info.exception_message, info.reason),
+                )
+        except Exception as exc:
+            logger.warning(
+                "scan %s: step %s was dead-lettered (%s) but the scan could not be marked "
+                "failed (%s: %s); the dead-letter sync (growbin.ops.dlq_sync) marks it failed "
+                "once the database answers",
+                scan_id,
+                step,
+                info.exception_type or info.reason,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
+
+
+def scan_id_of(args: Any) -> str | None:
+    """The scan a step's arguments belong to: the id itself (first step) or state['scan_id']."""
+    first = args[0] if isinstance(args, list | tuple) and args else None
+    scan_id = first.get("scan_id") if isinstance(first, dict) else first
+    return scan_id if isinstance(scan_id, str) and scan_id else None
+
+
+def failure_cause(exception_type: str, exception_message: str, reason: str) -> str:
+    """'failed: <type>: <message>', or what RabbitMQ said when no worker saw an exception."""
+    if exception_type:
+        return f"failed: {exception_type}: {exception_message}"
+    return f"failed: RabbitMQ dead-lettered it ({reason or 'unknown'})"
 
 
 Step = Callable[[ScanContext, dict[str, Any]], dict[str, Any]]
@@ -172,7 +211,10 @@ def _save(ctx: ScanContext, state: dict[str, Any]) -> dict[str, Any]:
         scan.disposal = disposal
         scan.guidance = guidance["text"]
         scan.providers = {
-            "vision": {k: classification[k] for k in ("provider", "model", "offline")},
+            "vision": {
+                k: classification.get(k)
+                for k in ("provider", "model", "offline", "evidence", "candidates")
+            },
             "text": {k: guidance[k] for k in ("provider", "model", "offline")},
         }
         scan.status = ScanStatus.DONE.value
@@ -190,8 +232,15 @@ _BODIES: dict[str, Step] = {
 
 
 def register(app: Celery) -> None:
+    # Steps store no result: the chain passes each output in the next message, a scan's state
+    # lives in PostgreSQL, and nobody reads a step's result. So a step never writes to the
+    # result backend, and a Redis outage cannot fail a step after its work is done (or hold a
+    # pool slot in the backend's retries). A caller that wants one asks with
+    # send_task(..., ignore_result=False).
     def make(step: str, body: Step) -> None:
-        @app.task(name=TASKS[step], base=ScanStep, bind=True, shared=False)  # type: ignore[untyped-decorator]
+        @app.task(  # type: ignore[untyped-decorator]
+            name=TASKS[step], base=ScanStep, bind=True, shared=False, ignore_result=True
+        )
         def run(self: GrowbinTask, state: dict[str, Any] | str) -> dict[str, Any]:
             if isinstance(state, str):  # the chain's first step gets the scan id
                 state = {"scan_id": state}

@@ -25,6 +25,10 @@ class ScanStatus(StrEnum):
     REFUSED = "refused"  # the broker did not take it: never accepted, nothing queued
 
 
+# a scan in one of these is still on its way; every other status is final
+OPEN_STATUSES = (ScanStatus.QUEUED.value, ScanStatus.RUNNING.value)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -96,10 +100,21 @@ def list_for_owner(session: Session, owner: str, *, limit: int = 20, offset: int
     return list(session.scalars(query))
 
 
-def mark_step(session: Session, scan_id: str, step: str, state: str, **details: Any) -> Scan | None:
-    """Record one step's progress (started, done, failed) with when, where and how."""
+def mark_step(
+    session: Session,
+    scan_id: str,
+    step: str,
+    state: str,
+    *,
+    only_open: bool = False,
+    **details: Any,
+) -> Scan | None:
+    """Record one step's progress (started, done, failed) with when, where and how.
+
+    ``only_open``: do nothing (return None) when the scan has already ended.
+    """
     scan = session.get(Scan, scan_id, with_for_update=session.bind.dialect.name != "sqlite")  # type: ignore[union-attr]
-    if scan is None:
+    if scan is None or (only_open and scan.status not in OPEN_STATUSES):
         return None
     steps = dict(scan.steps or {})
     entry = dict(steps.get(step, {}))
@@ -110,4 +125,26 @@ def mark_step(session: Session, scan_id: str, step: str, state: str, **details: 
         scan.status = ScanStatus.FAILED.value
     elif scan.status == ScanStatus.QUEUED.value:
         scan.status = ScanStatus.RUNNING.value
+    return scan
+
+
+def mark_failed(
+    session: Session,
+    scan_id: str,
+    step: str,
+    error: str,
+    *,
+    cause: str,
+    only_open: bool = False,
+    **details: Any,
+) -> Scan | None:
+    """Mark ``step`` failed and the scan with it; ``scan.error`` reads '<step> <cause>'.
+
+    ``error`` is what the step's entry keeps (the exception type, or a word like 'stalled').
+    ``only_open``: leave a scan that already ended (done, failed, refused) as it is; the sweeps
+    use it, so a scan that finished meanwhile is never turned back.
+    """
+    scan = mark_step(session, scan_id, step, "failed", error=error, only_open=only_open, **details)
+    if scan is not None:
+        scan.error = f"{step} {cause}"
     return scan

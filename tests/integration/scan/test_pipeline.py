@@ -151,7 +151,9 @@ def test_twenty_scans_run_the_whole_pipeline_with_cache_hits_and_no_duplicate_ca
             before = session.get(Scan, scan_id).as_dict()
         state = {"scan_id": scan_id}
         for step in PIPELINE_ROUTES:
-            state = app.send_task(f"growbin.scan.{step}", args=(state,)).get(timeout=30)
+            # steps store no result unless asked (pipeline.register)
+            sent = app.send_task(f"growbin.scan.{step}", args=(state,), ignore_result=False)
+            state = sent.get(timeout=30)
         with ctx.session() as session:
             after = session.get(Scan, scan_id).as_dict()
         assert (vision_calls(fake_openai), fake_openai.call_count) == calls_before

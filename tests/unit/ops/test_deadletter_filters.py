@@ -119,3 +119,12 @@ def test_the_exception_column_shows_the_short_type_and_a_bounded_message():
     assert line.startswith("VisionTimeout: xxx")
     assert len(line) == 40
     assert summary(record)["dead_lettered_at"] == "2025-03-01T00:00:00+00:00"
+
+
+def test_superseded_is_a_known_state_that_all_includes_but_the_default_does_not():
+    from growbin.ops.deadletters.selection import OPEN_STATES, REPLAYABLE_STATES
+
+    assert parse_state("Superseded") is DeadLetterState.SUPERSEDED
+    assert DeadLetterState.SUPERSEDED in DeadLetterFilter.from_options(states=["all"]).states
+    assert DeadLetterState.SUPERSEDED not in OPEN_STATES
+    assert DeadLetterState.SUPERSEDED not in REPLAYABLE_STATES

@@ -90,7 +90,8 @@ def dead_letters(
     reason: Text = None,
     exception: Text = None,
     state: Annotated[
-        list[str] | None, Query(max_length=10, description="queued, dropped, replayed, purged, all")
+        list[str] | None,
+        Query(max_length=10, description="queued, dropped, replayed, purged, superseded, all"),
     ] = None,
     older_than: Age = None,
     newer_than: Age = None,
@@ -127,7 +128,12 @@ def dead_letter(
 def replay(
     request: ReplayRequest, _: Admin, runtime: Runtime, queue_name: QueueName = None
 ) -> dict[str, Any]:
-    """Replay by ids, by filters or all; each is acked only after RabbitMQ confirmed it."""
+    """Replay by ids, by filters or all; each is acked only after RabbitMQ confirmed it.
+
+    A chosen dead letter that is not replayed comes back under ``skipped`` with ``why``: one
+    replayed already, or one ``superseded`` (its task id succeeded after it was dead-lettered,
+    so a replay would run it a second time).
+    """
     flt = _filter(
         request.task,
         request.queue,

@@ -10,6 +10,7 @@ class SyncCounts:
     in_queue: int  # messages read from the queue
     new: int  # of which seen for the first time
     dropped: int  # records newly marked dropped
+    superseded: int = 0  # records closed because their task id succeeded later
     by_state: dict[str, int] = field(default_factory=dict)
 
 

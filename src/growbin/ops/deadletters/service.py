@@ -6,7 +6,10 @@ The queue is the truth about which dead letters still wait; PostgreSQL is the tr
 dead letter ever seen, and keeps each one's full message. Every command first *syncs*: it takes
 all of the queue's messages unacked (see :mod:`.broker`), upserts a record for each (the id is
 stable, so nothing is duplicated), marks queued records it did not see as ``dropped`` (the
-queue's drop-head cap or a person removed them; the body is still archived), and commits. Then:
+queue's drop-head cap or a person removed them; the body is still archived), closes as
+``superseded`` the open records whose task id succeeded after all (task_history, synced from
+the workers' journals, says so: a held copy was redelivered and ran), commits, and only then
+acks the superseded ones' messages: a stale dead letter leaves the queue, its record stays. Then:
 
 - replay publishes each selected message, original body and headers with a fresh retry budget,
   to its original exchange and routing key (or ``to``) and waits for RabbitMQ's confirm; only
@@ -54,7 +57,12 @@ from growbin.ops.deadletters.headers import (
 from growbin.ops.deadletters.lock import queue_lock
 from growbin.ops.deadletters.parse import parse
 from growbin.ops.deadletters.results import ReplayedItem, ReplayReport, SyncCounts
-from growbin.ops.deadletters.selection import OPEN_STATES, REPLAYABLE_STATES, dead_letter_queue
+from growbin.ops.deadletters.selection import (
+    OPEN_STATES,
+    REPLAYABLE_STATES,
+    dead_letter_queue,
+    not_runnable,
+)
 from growbin.settings import Settings
 from growbin.topology.model import QueueRole, Topology
 
@@ -138,8 +146,9 @@ class DeadLetterService:
     ) -> ReplayReport:
         """Publish dead letters back with a fresh retry budget; see the module docstring.
 
-        Select by ``ids`` (any state but replayed), by ``flt`` (default states queued and
-        dropped) or ``replay_all`` (every queued and dropped one); exactly one of the three.
+        Select by ``ids`` (any state but replayed and superseded), by ``flt`` (default states
+        queued and dropped) or ``replay_all`` (every queued and dropped one); exactly one of the
+        three. A chosen record that is replayed or superseded is skipped with the reason.
         """
         chosen = sum((bool(ids), flt is not None and not flt.is_empty(), replay_all))
         if chosen != 1:
@@ -198,23 +207,18 @@ class DeadLetterService:
         flt: DeadLetterFilter | None,
         report: ReplayReport,
     ) -> Records:
-        if not ids:
-            records = store.list_records(
+        if ids:
+            chosen = [store.find(session, ident, self.scope) for ident in dict.fromkeys(ids)]
+        else:
+            # without a --state filter only open records are chosen: a superseded or replayed
+            # one is reported only when it was asked for
+            chosen = store.list_records(
                 session, flt or DeadLetterFilter(), scope=self.scope, default_states=OPEN_STATES
             )
-            return [r for r in records if DeadLetterState(r.state) in REPLAYABLE_STATES]
         targets: Records = []
-        for ident in dict.fromkeys(ids):
-            record = store.find(session, ident, self.scope)
+        for record in chosen:
             if DeadLetterState(record.state) not in REPLAYABLE_STATES:
-                report.skipped.append(
-                    (
-                        record.dead_letter_id,
-                        f"already replayed at {record.last_replayed_at:%Y-%m-%d %H:%M:%S}Z to "
-                        f"{record.last_replayed_to}; if it failed again, its new dead letter "
-                        "has a new id",
-                    )
-                )
+                report.skipped.append((record.dead_letter_id, refusal(record)))
             elif record not in targets:
                 targets.append(record)
         return targets
@@ -230,6 +234,10 @@ class DeadLetterService:
     def _replay_one(
         self, work: _Work, record: DeadLetterRecord, to: str | None, report: ReplayReport
     ) -> None:
+        cannot_run = not_runnable(record)
+        if cannot_run is not None:
+            report.skipped.append((record.dead_letter_id, cannot_run))
+            return
         exchange, routing_key = replay_route(to, record.exchange, record.routing_key)
         if not exchange and not routing_key:
             report.skipped.append(
@@ -281,11 +289,18 @@ class DeadLetterService:
         session = work.session
         new = store.upsert(session, letters, vhost=self.scope.vhost, seen_at=seen_at)
         dropped = store.mark_dropped(session, self.scope, seen_at=seen_at)
+        superseded = store.mark_superseded(session, self.scope, at=seen_at)
         session.commit()
+        # archived as superseded before the stale message leaves the queue; a lost ack is
+        # healed by the next sync (the message is seen again, and superseded again)
+        for dead_letter_id in superseded:
+            for message in work.held.pop(dead_letter_id, []):
+                work.batch.ack(message)
         return SyncCounts(
             in_queue=len(letters),
             new=new,
             dropped=dropped,
+            superseded=len(superseded),
             by_state=store.count_by_state(session, self.scope),
         )
 
@@ -313,6 +328,27 @@ class DeadLetterService:
             self._sessions() as session,
         ):
             yield _Work(session=session, batch=batch, queue=queue)
+
+
+def refusal(record: DeadLetterRecord) -> str:
+    """Why a record is not replayed: it was replayed already, or its task succeeded since."""
+    if record.state == DeadLetterState.SUPERSEDED.value:
+        when = _utc(record.superseded_at)
+        return (
+            f"superseded: task {record.task_id} succeeded after it was dead-lettered "
+            f"({record.superseded_by or 'task_history'}{f' at {when}' if when else ''}); "
+            "replaying it would run it a second time. If it must run again, send a new task"
+        )
+    if record.state == DeadLetterState.REPLAYED.value:
+        return (
+            f"already replayed at {_utc(record.last_replayed_at)} to {record.last_replayed_to}; "
+            "if it failed again, its new dead letter has a new id"
+        )
+    return f"its state is {record.state}: only queued, dropped and purged ones are replayed"
+
+
+def _utc(moment: datetime | None) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if moment is not None else ""
 
 
 @dataclass

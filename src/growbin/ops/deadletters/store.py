@@ -16,9 +16,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from growbin.db.models import DeadLetterRecord, DeadLetterState
+from growbin.journal.records import TaskHistory
 from growbin.ops.deadletters.errors import DeadLetterNotFoundError
 from growbin.ops.deadletters.filters import DeadLetterFilter
-from growbin.ops.deadletters.headers import body_text, json_safe
+from growbin.ops.deadletters.headers import body_text, json_safe, pg_text
 from growbin.ops.deadletters.message import DeadLetter
 
 # PostgreSQL takes at most 65535 bind parameters per statement; a row has about 35
@@ -41,7 +42,7 @@ class Scope:
 
 def row(letter: DeadLetter, *, vhost: str, seen_at: datetime) -> dict[str, Any]:
     body, is_base64 = body_text(letter.message.body)
-    return {
+    values = {
         "dead_letter_id": letter.dead_letter_id,
         "vhost": vhost,
         "dead_letter_queue": letter.dead_letter_queue,
@@ -72,6 +73,8 @@ def row(letter: DeadLetter, *, vhost: str, seen_at: datetime) -> dict[str, Any]:
         "updated_at": seen_at,
         "last_seen_at": seen_at,
     }
+    # any text a message brought (a header, an exception message) may hold a NUL
+    return {k: pg_text(v) if isinstance(v, str) else v for k, v in values.items()}
 
 
 def upsert(
@@ -116,6 +119,44 @@ def mark_dropped(session: Session, scope: Scope, *, seen_at: datetime) -> int:
         .values(state=DeadLetterState.DROPPED.value, updated_at=seen_at)
     )
     return _rowcount(session.execute(stmt))
+
+
+# The journal's status for a task that returned (growbin.journal.rows.COMPLETED).
+SUCCEEDED = "completed"
+_OPEN = (DeadLetterState.QUEUED.value, DeadLetterState.DROPPED.value)
+
+
+def mark_superseded(session: Session, scope: Scope, *, at: datetime) -> list[str]:
+    """Close open records whose task id succeeded after all; return their ids.
+
+    The proof is task_history (every worker's journal, synced to PostgreSQL): a row for the
+    same task id and task name whose status is completed. It covers every task, not only
+    scans, and outlives the result backend's expiry. A success is final within an attempt (see
+    growbin.journal.rows), so a redelivered copy that succeeded is not hidden by the failure.
+    """
+    history = TaskHistory
+    proof = func.concat(
+        "task_history: completed on ", func.coalesce(history.worker, "an unknown worker")
+    )
+    stmt = (
+        update(Record)
+        .where(
+            scope.where(),
+            Record.state.in_(_OPEN),
+            Record.task_id == history.task_id,
+            Record.task_name == history.task_name,
+            history.status == SUCCEEDED,
+        )
+        .values(
+            state=DeadLetterState.SUPERSEDED.value,
+            superseded_at=func.coalesce(history.completed_at, history.synced_at),
+            superseded_by=proof,
+            updated_at=at,
+        )
+        .returning(Record.dead_letter_id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(stmt))
 
 
 def mark_replayed(

@@ -32,12 +32,13 @@ DETAIL_FIELDS = (
     "content_type",
     "content_encoding",
     "last_replayed_to",
+    "superseded_by",
     "headers",
     "properties",
     "body",
     "body_base64",
 )
-DETAIL_TIMES = ("recorded_at", "updated_at", "last_seen_at")
+DETAIL_TIMES = ("recorded_at", "updated_at", "last_seen_at", "superseded_at")
 
 
 def summary(record: DeadLetterRecord) -> dict[str, Any]:
