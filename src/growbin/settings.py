@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from growbin.api_config import ApiConfig
 from growbin.errors import ConfigError
 from growbin.journal.config import JournalConfig
 from growbin.ops.logging_config import LoggingConfig
@@ -55,6 +56,11 @@ class Settings(BaseSettings):
     openai_vision_model: str = "gpt-5"
     openai_text_model: str = "gpt-4o-mini"
     openai_timeout: float = 30.0
+    openai_response_format: Literal["json_schema", "json_object"] = Field(
+        default="json_schema",
+        description="json_schema: structured output (OpenAI, Ollama, vLLM, LM Studio); "
+        "json_object: JSON mode for servers without schema support, validated by growbin",
+    )
     kakao_base_url: str = "https://dapi.kakao.com"
     kakao_rest_api_key: SecretStr = SecretStr("")
     oauth_userinfo_url: str = "https://kapi.kakao.com/v2/user/me"
@@ -71,10 +77,27 @@ class Settings(BaseSettings):
     # prefix), read here once with the rest and passed in as settings.journal / settings.beat.
     journal: JournalConfig = Field(default_factory=lambda: JournalConfig.load())
     beat: BeatConfig = Field(default_factory=lambda: BeatConfig.load())
+    api: ApiConfig = Field(default_factory=lambda: ApiConfig.load())
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     log: LoggingConfig = Field(default_factory=LoggingConfig)
+    worker_stall_after: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds a worker may hold reserved tasks without finishing or starting "
+        "one before it counts as stalled (default: its profile's time_limit + 60, else 660)",
+    )
+    worker_progress_dir: str | None = Field(
+        default=None,
+        description="directory of the workers' progress files, one per worker "
+        "(default: <system temp>/growbin-workers)",
+    )
     broker_connect_timeout: float = 5.0
     publish_confirm_timeout: float = 5.0
+    skip_topology_check: bool = Field(
+        default=False,
+        description="development only: start workers, beat and the API without comparing the "
+        "live vhost with the topology (refused in staging and production)",
+    )
 
     def result_backend(self) -> str:
         """The Celery result backend: Redis unless set explicitly."""
@@ -146,6 +169,11 @@ def check_secure(settings: Settings) -> None:
         )
     if settings.providers == "openai" and not settings.openai_api_key.get_secret_value():
         problems.append("GROWBIN_OPENAI_API_KEY is empty while GROWBIN_PROVIDERS=openai: set it")
+    if settings.skip_topology_check:
+        problems.append(
+            "GROWBIN_SKIP_TOPOLOGY_CHECK is set: workers, beat and the API would consume from a "
+            "vhost nobody checked; unset it and run `growbin topology apply` instead"
+        )
     if problems:
         raise ConfigError(
             f"refusing insecure settings for GROWBIN_ENV={settings.env.value}:\n  - "

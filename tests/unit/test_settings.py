@@ -67,3 +67,41 @@ def test_a_malformed_setting_names_the_variable(monkeypatch):
     monkeypatch.setenv("GROWBIN_ENV", "prod")
     with pytest.raises(ConfigError, match="GROWBIN_ENV"):
         load_settings()
+
+
+def test_the_apis_settings_come_from_growbin_api_variables(monkeypatch):
+    monkeypatch.setenv("GROWBIN_API_MAX_BODY_BYTES", "4096")
+    monkeypatch.setenv("GROWBIN_API_FETCH_ALLOWED_HOSTS", "images.example, cdn.example")
+    monkeypatch.setenv("GROWBIN_API_CORS_ORIGINS", '["https://app.example"]')
+    settings = load_settings()
+    assert settings.api.max_body_bytes == 4096
+    assert settings.api.fetch_allowed_hosts == ("images.example", "cdn.example")
+    assert settings.api.cors_origins == ("https://app.example",)
+
+
+def test_a_zero_api_setting_is_kept_not_replaced_by_its_default(monkeypatch):
+    monkeypatch.setenv("GROWBIN_API_PUBLISH_MAX_RETRIES", "0")
+    assert load_settings().api.publish_max_retries == 0
+
+
+def test_an_invalid_api_setting_names_its_variable(monkeypatch):
+    monkeypatch.setenv("GROWBIN_API_MAX_BODY_BYTES", "20MB")
+    with pytest.raises(ConfigError, match=r"GROWBIN_API_MAX_BODY_BYTES.*'20MB'"):
+        load_settings()
+
+
+def test_a_misspelt_api_variable_is_refused_naming_it_and_the_right_name(monkeypatch):
+    monkeypatch.setenv("GROWBIN_API_MAX_BODY_BYTE", "4096")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert "GROWBIN_API_MAX_BODY_BYTE " in str(refused.value)
+    assert "did you mean GROWBIN_API_MAX_BODY_BYTES" in str(refused.value)
+
+
+def test_the_api_secret_is_not_taken_for_a_misspelt_api_setting(monkeypatch):
+    monkeypatch.setenv("GROWBIN_API_SECRET", "s" * 32)
+    assert load_settings().api_secret.get_secret_value() == "s" * 32
+
+
+def test_the_api_settings_are_shown_with_the_others():
+    assert Settings().masked()["api"]["max_body_bytes"] == Settings().api.max_body_bytes

@@ -6,6 +6,7 @@ traceback or answer a broker refusal with anything but 503.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -16,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from growbin.api.fetch import FetchError
 from growbin.api.keys import ApiKeyError
-from growbin.api.publishing import PublishRefusedError, refusal_reason
+from growbin.api.publishing import PublishRefusedError, explain
+from growbin.api.result_store import StoreRestart
 from growbin.errors import ServiceUnavailableError
 from growbin.ops.deadletters.errors import (
     DeadLetterBusyError,
@@ -50,12 +52,18 @@ class ApiError(Exception):
     """Raised by routes and dependencies: rendered as the error body with ``status``."""
 
     def __init__(
-        self, status: int, code: str, detail: Any, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        detail: Any,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         self.status = status
         self.code = code
         self.detail = detail
         self.headers = headers or {}
+        self.extra = extra
         super().__init__(f"{status} {code}: {detail}")
 
 
@@ -65,6 +73,21 @@ def unauthorized(detail: str) -> ApiError:
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"no {what} with that id for this key")
+
+
+def lost_by_store(what: str, restart: StoreRestart) -> ApiError:
+    """404 for an id Redis may have lost when it restarted: say so, and how to prevent it."""
+    since = datetime.fromtimestamp(restart.started_at, UTC).isoformat(timespec="seconds")
+    return ApiError(
+        404,
+        "not_found",
+        f"no {what} with that id for this key. Redis, where issued ids and results are kept, "
+        f"restarted {restart.seconds_ago:.0f} s ago ({since}) and does not persist its data "
+        f"(no AOF): a {what} accepted before then may have finished, but its id and result are "
+        "lost. Fix: run Redis with `appendonly yes` (see the README's Redis section); "
+        "submit it again if it is still needed",
+        reason="result_store_reset",
+    )
 
 
 def body(
@@ -78,7 +101,7 @@ def install(app: FastAPI, retry_after: int) -> None:
 
     async def problem(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return body(exc.status, exc.code, exc.detail, exc.headers)
+        return body(exc.status, exc.code, exc.detail, exc.headers, **exc.extra)
 
     async def image(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ImageRejected)
@@ -89,13 +112,19 @@ def install(app: FastAPI, retry_after: int) -> None:
         return body(413 if exc.code == "too_large" else 422, exc.code, str(exc))
 
     async def scan_refused(_: Request, exc: Exception) -> JSONResponse:
+        # routes explain refusals where they happen; this is the fallback for any other path
         assert isinstance(exc, ScanRefusedError)
-        reason = refusal_reason(exc.__cause__ or exc)
-        return body(503, "broker_refused", str(exc), later, reason=reason, scan_id=exc.scan_id)
+        refused = explain(exc.__cause__ or exc, scan_id=exc.scan_id)
+        return await publish_refused(_, refused)
 
     async def publish_refused(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, PublishRefusedError)
-        return body(503, "broker_refused", str(exc), later, reason=exc.reason)
+        extra: dict[str, Any] = {"reason": exc.reason}
+        if exc.queue is not None:
+            extra["queue"] = exc.queue
+        if exc.scan_id is not None:
+            extra["scan_id"] = exc.scan_id
+        return body(503, exc.code, str(exc), later, **extra)
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         # ServiceUnavailableError messages carry URLs with the password already masked

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
-from kombu import Connection
 
 from growbin.api.config import ApiConfig
 from growbin.api.fetch import FetchPolicy, ImageFetcher, Resolver, system_resolver
 from growbin.api.keys import api_secret
+from growbin.api.publishing import Refusals, remember_destinations
+from growbin.api.result_store import ResultStore, api_backend, checked_amqp
 from growbin.api.tasks import TaskRegistry
 from growbin.runtime.celery_app import create_app
 from growbin.runtime.registry import registrars
@@ -23,11 +24,7 @@ from growbin.scan.images import MAX_BYTES
 from growbin.settings import Settings
 from growbin.topology.loader import LoadedTopology
 from growbin.topology.model import Topology
-
-
-def broker_vhost(broker_url: str) -> str:
-    """The vhost the broker URL names: where this API's messages really go."""
-    return str(Connection(broker_url).virtual_host or "/")
+from growbin.topology.vhost import bind_vhost
 
 
 def publish_options(config: ApiConfig, base: dict[str, Any]) -> dict[str, Any]:
@@ -36,8 +33,20 @@ def publish_options(config: ApiConfig, base: dict[str, Any]) -> dict[str, Any]:
     Connect within ``publish_connect_timeout``; retry (reconnecting) ``publish_max_retries``
     times, 0.25 s then 0.5 s apart; read and write timeouts on the socket so a confirm that
     never comes (a broker blocked by an alarm) ends in ``publish_confirm_timeout`` seconds.
+    The Redis result backend gets the same bounds: its default retries for ever-ish (20 times,
+    ~19 s) and its sockets have no timeout, so a request could hang on a stalled Redis.
     """
     return {
+        "redis_socket_connect_timeout": config.publish_connect_timeout,
+        "redis_socket_timeout": config.publish_confirm_timeout,
+        "result_backend_transport_options": {
+            "retry_policy": {
+                "max_retries": config.publish_max_retries,
+                "interval_start": 0,
+                "interval_step": 0.25,
+                "interval_max": 0.5,
+            }
+        },
         "broker_connection_timeout": config.publish_connect_timeout,
         "task_publish_retry_policy": {
             "max_retries": config.publish_max_retries,
@@ -65,6 +74,8 @@ class ApiRuntime:
     secret: bytes
     fetcher: ImageFetcher
     tasks: TaskRegistry
+    refusals: Refusals
+    result_store: ResultStore | None
 
     @classmethod
     def start(
@@ -80,9 +91,16 @@ class ApiRuntime:
         celery.conf.update(
             publish_options(config, dict(celery.conf.broker_transport_options or {}))
         )
+        result_store = _store(settings, config, settings.result_backend(), "result")
+        records = _store(settings, config, settings.redis_url.get_secret_value(), "records")
+        # the API never waits for a result: no subscription per task; and nothing is published
+        # while Redis is down (set before the app's first publish builds its amqp object)
+        celery.backend_cls = api_backend(settings.result_backend())
+        celery.amqp_cls = checked_amqp(result_store.check if result_store else _nothing)
+        remember_destinations()
         scans = ScanContext.build(settings)
         attach_scan_context(celery, scans)
-        vhost = broker_vhost(settings.broker_url.get_secret_value())
+        bound = bind_vhost(loaded, settings.broker_url.get_secret_value())
         fetcher = ImageFetcher(
             FetchPolicy.build(
                 max_bytes=MAX_BYTES,
@@ -97,14 +115,36 @@ class ApiRuntime:
             settings=settings,
             config=config,
             loaded=loaded,
-            topology=loaded.topology.model_copy(update={"vhost": vhost}),
+            topology=bound.topology,
             celery=celery,
             scans=scans,
             secret=secret,
             fetcher=fetcher,
-            tasks=TaskRegistry(scans.kv, ttl=config.task_record_ttl),
+            tasks=TaskRegistry(scans.kv, ttl=config.task_record_ttl, store=records),
+            refusals=Refusals(topology=bound.topology, env=settings.env),
+            result_store=result_store,
         )
 
     def close(self) -> None:
         self.celery.close()
         self.scans.engine.dispose()
+        for store in (self.result_store, self.tasks.store):
+            if store is not None:
+                store.close()
+
+
+def _store(settings: Settings, config: ApiConfig, url: str, role: str) -> ResultStore | None:
+    if not ResultStore.handles(url):
+        return None  # another backend (the embedded default): Celery's own errors apply
+    variable = (
+        "GROWBIN_RESULT_BACKEND_URL"
+        if role == "result" and settings.result_backend_url is not None
+        else "GROWBIN_REDIS_URL"
+    )
+    return ResultStore(
+        url, timeout=config.publish_connect_timeout, env=settings.env, variable=variable
+    )
+
+
+def _nothing() -> None:
+    pass

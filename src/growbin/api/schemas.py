@@ -6,6 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A scan's body is defined with the scan (growbin.scan.views), shared with `growbin scan`.
+from growbin.scan.views import ScanResult as ScanResult
+from growbin.scan.views import ScanView as ScanView
+from growbin.scan.views import StepState as StepState
+
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"  # PostgreSQL text cannot hold NUL; logs should not hold ESC
 
 
@@ -16,8 +21,10 @@ class ErrorBody(BaseModel):
 
 class RefusedBody(ErrorBody):
     reason: str = Field(
-        description="broker_nack, broker_unavailable, broker_timeout, unrouted, publish_failed"
+        description="broker_nack, broker_unavailable, broker_timeout, result_store_unavailable, "
+        "unrouted, publish_failed"
     )
+    queue: str | None = Field(default=None, description="the full queue, on broker_nack")
     scan_id: str | None = None
 
 
@@ -32,34 +39,6 @@ class ScanAccepted(BaseModel):
     scan_id: str
     status_url: str
     events_url: str
-
-
-class StepState(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    state: str
-
-
-class ScanResult(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    category: str | None = None
-    item: str | None = None
-    state: str | None = None
-    confidence: float | None = None
-    disposal: dict[str, Any] | None = None
-    guidance: str | None = None
-    providers: dict[str, Any] | None = None
-
-
-class ScanView(BaseModel):
-    id: str
-    status: Literal["queued", "running", "done", "failed", "refused"]
-    steps: dict[str, StepState]
-    result: ScanResult | None = None
-    error: str | None = None
-    created_at: str | None = None
-    completed_at: str | None = None
 
 
 class ScanPage(BaseModel):

@@ -20,33 +20,51 @@ from typing import Any
 
 from celery import Celery, chain, group
 
-from growbin.api.publishing import refused_as_error
+from growbin.api.publishing import Refusals
+from growbin.api.result_store import ResultStore, ResultStoreUnavailableError, StoreRestart
+from growbin.errors import ServiceUnavailableError
 from growbin.runtime.kv import KeyValue
 
 ADD = "growbin.demo.add"
 MULTIPLY = "growbin.demo.multiply"
 SUM_MULTIPLY = "growbin.demo.sum_multiply"
 
+NO_TOPOLOGY = Refusals()
 IN_PROGRESS = frozenset({"PENDING", "RECEIVED", "STARTED", "RETRY"})
 FAILED = frozenset({"FAILURE", "REVOKED", "REJECTED", "IGNORED"})
 
 
 class TaskRegistry:
-    """Which task and group ids the API issued, and to whom."""
+    """Which task and group ids the API issued, and to whom.
 
-    def __init__(self, kv: KeyValue, ttl: float) -> None:
+    ``store`` probes the Redis the records live in: whether it is up before anything is
+    published, and whether it restarted empty, for an honest 404.
+    """
+
+    def __init__(self, kv: KeyValue, ttl: float, store: ResultStore | None = None) -> None:
         self.kv = kv
         self.ttl = ttl
+        self.store = store
 
     @staticmethod
     def _key(kind: str, ident: str) -> str:
         return f"growbin:api:{kind}:{ident}"
 
     def record(self, owner: str, task_ids: Sequence[str] = (), group_id: str | None = None) -> None:
-        for task_id in task_ids:
-            self.kv.set(self._key("task", task_id), owner, ttl=self.ttl)
-        if group_id is not None:
-            self.kv.set(self._key("group", group_id), owner, ttl=self.ttl)
+        if self.store is not None:
+            self.store.check()  # at once, before the store client's own retries
+        try:
+            for task_id in task_ids:
+                self.kv.set(self._key("task", task_id), owner, ttl=self.ttl)
+            if group_id is not None:
+                self.kv.set(self._key("group", group_id), owner, ttl=self.ttl)
+        except ServiceUnavailableError as exc:
+            fix = self.store.fix if self.store is not None else "check that Redis is running"
+            raise ResultStoreUnavailableError(exc.url, str(exc.__cause__ or exc), fix) from exc
+
+    def restart(self) -> StoreRestart | None:
+        """When the records' Redis restarted without AOF, if ids it held may still be asked for."""
+        return self.store.restart(within=self.ttl) if self.store is not None else None
 
     def forget(self, task_ids: Sequence[str] = (), group_id: str | None = None) -> None:
         keys = [self._key("task", t) for t in task_ids]
@@ -69,14 +87,16 @@ class Submitted:
 
 def _publish(
     registry: TaskRegistry,
+    refusals: Refusals,
     owner: str,
     ids: Sequence[str],
     send: Callable[[], Any],
     group_id: str | None = None,
 ) -> None:
-    registry.record(owner, ids, group_id)
+    with refusals.guard():
+        registry.record(owner, ids, group_id)
     try:
-        with refused_as_error():
+        with refusals.guard():
             send()
     except Exception:
         registry.forget(ids, group_id)
@@ -84,12 +104,19 @@ def _publish(
 
 
 def submit_add(
-    app: Celery, registry: TaskRegistry, owner: str, a: float, b: float, delay: float = 0.0
+    app: Celery,
+    registry: TaskRegistry,
+    owner: str,
+    a: float,
+    b: float,
+    delay: float = 0.0,
+    refusals: Refusals = NO_TOPOLOGY,
 ) -> Submitted:
     task_id = str(uuid.uuid4())
     kwargs = {"delay": delay} if delay else {}
     _publish(
         registry,
+        refusals,
         owner,
         [task_id],
         lambda: app.send_task(ADD, args=(a, b), kwargs=kwargs, task_id=task_id),
@@ -97,16 +124,30 @@ def submit_add(
     return Submitted(task_id)
 
 
-def submit_chain(app: Celery, registry: TaskRegistry, owner: str, a: float, b: float) -> Submitted:
+def submit_chain(
+    app: Celery,
+    registry: TaskRegistry,
+    owner: str,
+    a: float,
+    b: float,
+    refusals: Refusals = NO_TOPOLOGY,
+) -> Submitted:
     """add(a, b), then the sum times each of a and b; the chain's id is its last task's."""
     flow = chain(app.signature(ADD, args=(a, b)), app.signature(SUM_MULTIPLY, args=(a, b)))
     last = flow.freeze()  # ids are fixed now, so they can be recorded before publishing
     ids = [str(last.parent.id), str(last.id)]
-    _publish(registry, owner, ids, flow.apply_async)
+    _publish(registry, refusals, owner, ids, flow.apply_async)
     return Submitted(str(last.id), tuple(ids))
 
 
-def submit_group(app: Celery, registry: TaskRegistry, owner: str, a: float, b: float) -> Submitted:
+def submit_group(
+    app: Celery,
+    registry: TaskRegistry,
+    owner: str,
+    a: float,
+    b: float,
+    refusals: Refusals = NO_TOPOLOGY,
+) -> Submitted:
     """add(a, b) and multiply(a, b) in parallel; the group is saved so it can be read back."""
     flow = group(app.signature(ADD, args=(a, b)), app.signature(MULTIPLY, args=(a, b)))
     frozen = flow.freeze()
@@ -116,7 +157,7 @@ def submit_group(app: Celery, registry: TaskRegistry, owner: str, a: float, b: f
         result = flow.apply_async()
         result.save()  # GroupResult meta is not stored by Celery on its own (seed 003)
 
-    _publish(registry, owner, children, send, group_id=str(frozen.id))
+    _publish(registry, refusals, owner, children, send, group_id=str(frozen.id))
     return Submitted(str(frozen.id), tuple(children))
 
 

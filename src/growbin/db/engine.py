@@ -14,15 +14,15 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 from growbin.errors import ServiceUnavailableError
-from growbin.settings import Settings, mask_url
+from growbin.service_hints import start_service_hint
+from growbin.settings import Environment, Settings, mask_url
 
 SERVICE = "PostgreSQL"
 DRIVER = "postgresql+psycopg"
 CONNECT_TIMEOUT_SECONDS = 5
-FIX = (
-    "start PostgreSQL (`make services`) or point GROWBIN_DATABASE_URL at a running server, "
-    "e.g. postgresql+psycopg://postgres@127.0.0.1:5432/growbin"
-)
+# the hint for an engine built without settings; make_engine gives one for the environment
+FIX = start_service_hint(Environment.PRODUCTION, SERVICE, "GROWBIN_DATABASE_URL")
+FIX_OPTION = "growbin_fix"  # an execution option: the engine carries its own hint
 
 
 def database_url(raw: str) -> URL:
@@ -45,11 +45,17 @@ def make_engine(settings: Settings, *, url: str | None = None) -> Engine:
     failing the first query that uses it.
     """
     target = database_url(url or settings.database_url.get_secret_value())
+    hint = {FIX_OPTION: start_service_hint(settings.env, SERVICE, "GROWBIN_DATABASE_URL")}
     if target.get_backend_name() == "sqlite":
         # the embedded default: one file, shared by the threads of one process
-        return create_engine(target, connect_args={"check_same_thread": False, "timeout": 30})
+        return create_engine(
+            target,
+            execution_options=hint,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
     return create_engine(
         target,
+        execution_options=hint,
         pool_pre_ping=True,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
@@ -57,7 +63,8 @@ def make_engine(settings: Settings, *, url: str | None = None) -> Engine:
 
 def unavailable(engine: Engine, error: BaseException) -> ServiceUnavailableError:
     reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    return ServiceUnavailableError(SERVICE, masked(engine.url), reason, fix=FIX)
+    fix = str(engine.get_execution_options().get(FIX_OPTION, FIX))
+    return ServiceUnavailableError(SERVICE, masked(engine.url), reason, fix=fix)
 
 
 @contextmanager

@@ -8,7 +8,10 @@ import time
 import httpx
 import pytest
 from PIL import Image
+from tests.integration.api.conftest import api_settings, wait_until, write_api_topology
 from tests.integration.api.helpers import LocalFiles, read_events
+from tests.integration.api.queue_depth import queue_depth
+from tests.integration.api.redis_node import private_redis
 
 from growbin.scan.samples import load_manifest, sample_bytes
 
@@ -185,3 +188,43 @@ def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read(api):
         assert answer.status_code == 413
         assert answer.json()["error"] == "too_large"
     assert dave.get("/v1/scans").json()["items"] == []
+
+
+@pytest.fixture
+def redis_node(tmp_path):
+    yield from private_redis(tmp_path)
+
+
+def test_a_redis_outage_refuses_a_scan_at_once_naming_redis_and_queues_nothing(
+    start_api, broker_api, redis_node, service_env, database_url, tmp_path
+):
+    redis_node.start()
+    topology = write_api_topology(tmp_path / "api-topology.yaml")
+    settings = api_settings(
+        service_env, database_url, tmp_path, str(topology), redis_url=redis_node.url
+    )
+    api = start_api(topology, broker_api=broker_api, settings=settings)
+    alice = api.client(api.key("alice"))
+    broker_url = api.settings.broker_url.get_secret_value()
+    assert post_photo(alice).status_code == 202
+
+    redis_node.stop()
+    started = time.monotonic()
+    refused = post_photo(alice)
+    seconds = time.monotonic() - started
+    depth_while_down = queue_depth(broker_url, "user_input")
+    redis_node.start()
+    back = post_photo(alice)
+
+    body = refused.json()
+    print(f"\nRedis down: {refused.status_code} after {seconds * 1000:.0f} ms, body {body}")
+    assert refused.status_code == 503
+    assert (body["error"], body["reason"]) == ("not_accepted", "result_store_unavailable")
+    assert "Redis" in body["detail"] and "broker" not in body["detail"]
+    assert refused.headers["retry-after"]
+    # the publish timeouts bound it (2 s to connect): not Celery's ~19 s of reconnects
+    assert seconds < 8
+    assert alice.get(f"/v1/scans/{body['scan_id']}").json()["status"] == "refused"
+    assert depth_while_down == 1
+    assert back.status_code == 202, back.text
+    assert wait_until(lambda: queue_depth(broker_url, "user_input") == 2, 10, "the depth")

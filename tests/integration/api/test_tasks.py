@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 import redis
-from tests.integration.api.conftest import wait_until
+from tests.integration.api.conftest import api_settings, wait_until, write_api_topology
+from tests.integration.api.queue_depth import queue_depth
+from tests.integration.api.redis_node import private_redis
 
 from growbin.runtime.celery_app import create_app
 from growbin.runtime.registry import registrars
@@ -136,3 +139,89 @@ def test_a_failed_task_is_500_and_after_its_replay_200_under_the_same_id(api, st
     finally:
         app.close()
         store.close()
+
+
+@pytest.fixture
+def redis_node(tmp_path):
+    yield from private_redis(tmp_path)
+
+
+@pytest.fixture
+def persistent_redis_node(tmp_path):
+    yield from private_redis(tmp_path, persist=True)
+
+
+def api_on(node, start_api, broker_api, service_env, database_url, tmp_path):
+    """The API (and, through api.env, its workers) with ``node`` as its Redis."""
+    topology = write_api_topology(tmp_path / "api-topology.yaml")
+    settings = api_settings(service_env, database_url, tmp_path, str(topology), redis_url=node.url)
+    api = start_api(topology, broker_api=broker_api, settings=settings)
+    api.env["GROWBIN_REDIS_URL"] = node.url
+    return api
+
+
+def test_a_redis_outage_refuses_a_task_at_once_naming_redis_and_queues_nothing(
+    start_api, broker_api, redis_node, service_env, database_url, tmp_path
+):
+    redis_node.start()
+    api = api_on(redis_node, start_api, broker_api, service_env, database_url, tmp_path)
+    alice = api.client(api.key("alice"))
+    broker_url = api.settings.broker_url.get_secret_value()
+    assert alice.get("/solo/add", params={"a": 1, "b": 2}).status_code == 202
+
+    redis_node.stop()
+    answers = []
+    for path in ("/solo/add", "/solo/chain", "/solo/group"):
+        started = time.monotonic()
+        answers.append((alice.get(path), time.monotonic() - started))
+
+    print("\nRedis down: " + ", ".join(f"{a.status_code} in {s * 1000:.0f} ms" for a, s in answers))
+    for answer, seconds in answers:
+        assert answer.status_code == 503
+        assert answer.json()["reason"] == "result_store_unavailable"
+        assert "Redis" in answer.json()["detail"]
+        assert seconds < 8
+    assert queue_depth(broker_url, "user_input") == 1
+
+
+def finish_one_add(api, alice):
+    body = alice.get("/solo/add", params={"a": 2, "b": 3}).json()
+    done = wait_until(lambda: finished(alice, body["result_url"]), 60, "the add task")
+    assert (done.status_code, done.json()["result"]) == (200, 5)
+    return body["result_url"]
+
+
+def test_a_result_lost_by_a_redis_restart_without_aof_is_404_saying_why(
+    start_api, broker_api, redis_node, start_worker, service_env, database_url, tmp_path
+):
+    redis_node.start()
+    api = api_on(redis_node, start_api, broker_api, service_env, database_url, tmp_path)
+    start_worker("storage", api.topology_path, env=api.env)
+    alice = api.client(api.key("alice"))
+    result_url = finish_one_add(api, alice)
+
+    redis_node.stop()
+    redis_node.start()
+    lost = alice.get(result_url)
+
+    print(f"\nafter a restart without AOF: {lost.status_code} {lost.json()}")
+    assert lost.status_code == 404
+    assert lost.json()["reason"] == "result_store_reset"
+    assert "appendonly yes" in lost.json()["detail"]
+
+
+def test_with_aof_a_redis_restart_keeps_issued_ids_and_results(
+    start_api, broker_api, persistent_redis_node, start_worker, service_env, database_url, tmp_path
+):
+    node = persistent_redis_node
+    node.start()
+    api = api_on(node, start_api, broker_api, service_env, database_url, tmp_path)
+    start_worker("storage", api.topology_path, env=api.env)
+    alice = api.client(api.key("alice"))
+    result_url = finish_one_add(api, alice)
+
+    node.stop()
+    node.start()
+
+    kept = alice.get(result_url)
+    assert (kept.status_code, kept.json()["result"]) == (200, 5)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
 from growbin.api.app import create_api
-from growbin.api.config import PROPOSED_VARIABLES, ApiConfig
-from growbin.settings import Settings
+from growbin.api.config import MULTIPART_OVERHEAD, ApiConfig
+from growbin.scan.images import MAX_BYTES
+from growbin.settings import Settings, load_settings
 from growbin.topology import loader
 
 
@@ -64,16 +66,38 @@ def test_a_scan_is_submitted_as_multipart_or_json_and_refusals_are_documented(sp
     assert {"200", "202", "404", "500"} <= set(results)
 
 
-def test_the_config_reads_api_fields_from_the_settings_when_they_exist():
-    class WithApiFields(Settings):
-        api_max_body_bytes: int = 2048
-        api_fetch_allowed_hosts: tuple[str, ...] = ("Images.Example.",)
+def offline_settings(**values):
+    # unreachable services: the 413 and CORS answers come before anything is used
+    return load_settings(
+        env="test",
+        broker_url="amqp://guest:guest@127.0.0.1:1//",
+        redis_url="redis://127.0.0.1:1/0",
+        database_url="postgresql+psycopg://postgres@127.0.0.1:1/none",
+        **values,
+    )
 
-    config = ApiConfig.from_settings(WithApiFields())
-    assert config.max_body_bytes == 2048
-    assert config.fetch_allowed_hosts == ("images.example",)
-    assert ApiConfig.from_settings(Settings()).max_body_bytes == ApiConfig().max_body_bytes
-    assert "GROWBIN_API_MAX_BODY_BYTES" in PROPOSED_VARIABLES
+
+def test_growbin_api_variables_change_the_running_apis_behaviour(monkeypatch):
+    monkeypatch.setenv("GROWBIN_API_MAX_BODY_BYTES", "2048")
+    monkeypatch.setenv("GROWBIN_API_CORS_ORIGINS", "https://app.example")
+    app = create_api(offline_settings(), loader.load("pipeline"))
+    client = TestClient(app)  # no lifespan: nothing below needs the runtime
+
+    too_big = client.post("/v1/scans", content=b"x" * 4096)
+    preflight = client.options(
+        "/v1/scans",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+
+    assert too_big.status_code == 413
+    assert "2048" in too_big.text
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_without_growbin_api_variables_the_documented_defaults_apply():
+    config = ApiConfig.from_settings(Settings())
+    assert config.max_body_bytes == MAX_BYTES + MULTIPART_OVERHEAD
+    assert config.cors_origins == ()
 
 
 def test_a_trusted_network_that_is_not_a_cidr_is_refused():

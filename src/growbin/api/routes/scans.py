@@ -19,7 +19,7 @@ from growbin.api.runtime import ApiRuntime
 from growbin.api.schemas import ErrorBody, RefusedBody, ScanAccepted, ScanPage, ScanView
 from growbin.api.uploads import OPENAPI_BODY, read_submission
 from growbin.scan import records
-from growbin.scan.intake import submit_scan
+from growbin.scan.intake import Accepted, ScanRefusedError, submit_scan
 
 router = APIRouter(prefix="/v1/scans", tags=["scans"])
 
@@ -43,6 +43,19 @@ def _own_scan(runtime: ApiRuntime, scan_id: str, owner: str) -> dict[str, Any] |
         return scan.as_dict()
 
 
+def _submit(
+    runtime: ApiRuntime, data: bytes, filename: str | None, hint: str | None, owner: str
+) -> Accepted:
+    """Submit in this (worker) thread, which alone knows where a refused message went."""
+    try:
+        return submit_scan(
+            runtime.celery, runtime.scans, data, filename=filename, hint=hint, owner=owner
+        )
+    except ScanRefusedError as exc:
+        cause = exc.__cause__ or exc
+        raise runtime.refusals.explain(cause, scan_id=exc.scan_id) from exc
+
+
 @router.post(
     "",
     status_code=202,
@@ -54,20 +67,23 @@ def _own_scan(runtime: ApiRuntime, scan_id: str, owner: str) -> dict[str, Any] |
         413: {"model": ErrorBody, "description": "body or image too large"},
         415: {"model": ErrorBody, "description": "not a JPEG, PNG or WebP image"},
         422: {"model": ErrorBody, "description": "a bad image, form or URL"},
-        503: {"model": RefusedBody, "description": "the broker refused it: nothing was queued"},
+        503: {
+            "model": RefusedBody,
+            "description": "not accepted (the broker refused it, or Redis is down): "
+            "nothing was queued",
+        },
     },
 )
 async def create_scan(request: Request, user: ScansUser, runtime: Runtime) -> ScanAccepted:
     """Accepted (202) only once RabbitMQ has confirmed the pipeline's first message."""
     upload = await read_submission(request, runtime.fetcher)
     accepted = await run_in_threadpool(
-        submit_scan,
-        runtime.celery,
-        runtime.scans,
+        _submit,
+        runtime,
         upload.data,
-        filename=upload.filename,
-        hint=upload.hint,
-        owner=user.owner,
+        upload.filename,
+        upload.hint,
+        user.owner,
     )
     status_url = request.app.url_path_for("get_scan", scan_id=accepted.scan_id)
     events_url = request.app.url_path_for("scan_events", scan_id=accepted.scan_id)

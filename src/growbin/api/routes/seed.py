@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from growbin.api import tasks
 from growbin.api.deps import Runtime, ScansUser
-from growbin.api.problems import not_found
+from growbin.api.problems import ApiError, lost_by_store, not_found
+from growbin.api.runtime import ApiRuntime
 from growbin.api.schemas import (
     ErrorBody,
     GroupResultView,
@@ -34,14 +35,27 @@ Number = Annotated[
 TaskId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$")]
 SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no, malformed, unknown or revoked API key"},
-    503: {"model": RefusedBody, "description": "the broker refused it: nothing was queued"},
+    503: {
+        "model": RefusedBody,
+        "description": "not accepted (the broker refused it, or Redis is down): nothing was queued",
+    },
 }
 RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": TaskResult, "description": "queued, started or retrying"},
     401: {"model": ErrorBody, "description": "no, malformed, unknown or revoked API key"},
-    404: {"model": ErrorBody, "description": "no task with that id was issued to this key's owner"},
+    404: {
+        "model": ErrorBody,
+        "description": "no task with that id was issued to this key's owner (`reason: "
+        "result_store_reset` when Redis restarted without AOF and may have lost it)",
+    },
     500: {"model": TaskResult, "description": "the task failed (`error` says how)"},
 }
+
+
+def _unknown(runtime: ApiRuntime, what: str) -> ApiError:
+    """404; when Redis restarted without AOF within the ids' lifetime, a 404 that says so."""
+    restart = runtime.tasks.restart()
+    return not_found(what) if restart is None else lost_by_store(what, restart)
 
 
 def _pick(value: float | None) -> float:
@@ -60,7 +74,9 @@ def solo_add(
 ) -> TaskSubmitted:
     """One task: a + b (the seed's add sleeps 20 s; choose the delay here)."""
     x, y = _pick(a), _pick(b)
-    sent = tasks.submit_add(runtime.celery, runtime.tasks, user.owner, x, y, delay)
+    sent = tasks.submit_add(
+        runtime.celery, runtime.tasks, user.owner, x, y, delay, runtime.refusals
+    )
     return TaskSubmitted(
         message=f"FastAPI : a={x}, b={y} Published to the queue",
         task_id=sent.task_id,
@@ -74,7 +90,7 @@ def solo_chain(
 ) -> TaskSubmitted:
     """A chain: add(a, b), then the sum times each of a and b. Its id is the last task's."""
     x, y = _pick(a), _pick(b)
-    sent = tasks.submit_chain(runtime.celery, runtime.tasks, user.owner, x, y)
+    sent = tasks.submit_chain(runtime.celery, runtime.tasks, user.owner, x, y, runtime.refusals)
     return TaskSubmitted(
         message=f"Chain task submitted : a = {x}, b = {y}",
         task_id=sent.task_id,
@@ -88,7 +104,7 @@ def solo_group(
 ) -> GroupSubmitted:
     """A group: add(a, b) and multiply(a, b) in parallel, saved so its result can be read."""
     x, y = _pick(a), _pick(b)
-    sent = tasks.submit_group(runtime.celery, runtime.tasks, user.owner, x, y)
+    sent = tasks.submit_group(runtime.celery, runtime.tasks, user.owner, x, y, runtime.refusals)
     return GroupSubmitted(
         message=f"Group task submitted : a = {x}, b = {y}",
         group_id=sent.task_id,
@@ -101,7 +117,7 @@ def solo_group(
 async def task_result(task_id: TaskId, user: ScansUser, runtime: Runtime) -> JSONResponse:
     """A task's (or a chain's) state and result."""
     if not await run_in_threadpool(runtime.tasks.owns_task, user.owner, task_id):
-        raise not_found("task")
+        raise await run_in_threadpool(_unknown, runtime, "task")
     state = await run_in_threadpool(tasks.task_state, runtime.celery, task_id)
     return JSONResponse(state.as_dict(), status_code=state.http_status)
 
@@ -119,7 +135,7 @@ async def task_result(task_id: TaskId, user: ScansUser, runtime: Runtime) -> JSO
 async def group_result(group_id: TaskId, user: ScansUser, runtime: Runtime) -> JSONResponse:
     """All members of a group; 200 once every one succeeded."""
     if not await run_in_threadpool(runtime.tasks.owns_group, user.owner, group_id):
-        raise not_found("group")
+        raise await run_in_threadpool(_unknown, runtime, "group")
     found = await run_in_threadpool(tasks.group_state, runtime.celery, group_id)
     if found is None:
         raise not_found("group")
