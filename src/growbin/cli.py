@@ -7,9 +7,10 @@ from typing import Annotated
 
 import click
 import typer
+from rich.markup import escape
 
 from growbin.api import commands as api_commands
-from growbin.commands import deadletters, run, topology
+from growbin.commands import deadletters, run, scan, topology
 from growbin.commands.common import State, err
 from growbin.errors import GrowbinError
 from growbin.guard.commands import guard_app
@@ -29,6 +30,7 @@ app.add_typer(deadletters.dlq_app, name="dlq")
 app.add_typer(deadletters.db_app, name="db")
 app.command()(run.worker)
 app.command()(run.demo)
+app.command()(scan.scan)
 app.command()(run.status)
 app.command("api")(api_commands.api_command)
 app.add_typer(api_commands.apikey_app, name="apikey")
@@ -65,7 +67,8 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except GrowbinError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a message may hold "[ai.*]" (a binding), which rich would take for markup
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 

@@ -6,7 +6,13 @@ It answers what a structured-output request asks for, deterministically:
   picked from a hash of the image data URL (the same photo always gets the same item);
 - a ``disposal_guidance`` schema: the rules from the user message, rendered by the offline
   template (so the text is plausible and checkable);
+- JSON mode (``response_format`` ``{"type": "json_object"}``): the same answers, for the schema
+  the system prompt names (``JSON schema "waste_classification"``), as a model that follows its
+  instructions would; ``fence_json`` wraps them in a markdown code fence, as some models do;
 - no schema: a short plain reply.
+
+``json_schema=False`` makes it a server without structured output: a json_schema request is
+answered 400, as such servers do.
 
 It echoes the requested model, refuses a wrong ``Authorization`` with 401 as OpenAI does,
 and takes every fault of :class:`growbin.fakes.base.FakeServer`.
@@ -36,6 +42,7 @@ from growbin.scan.providers.openai_compat import (
 COMPLETIONS_PATH = "/v1/chat/completions"
 _ITEM_LINE = re.compile(r"^Item: (\S+) \(confidence ([0-9.]+)\)", re.MULTILINE)
 _LANGUAGE_LINE = re.compile(r"^Language: (\S+)", re.MULTILINE)
+_PROMPTED_SCHEMA = re.compile(r'JSON schema "(\w+)"')
 
 
 class FakeOpenAI(FakeServer):
@@ -44,6 +51,8 @@ class FakeOpenAI(FakeServer):
     ``models``: the model names it knows (404 model_not_found for others); None accepts any.
     ``item_override``: answer this item for every classification (may be outside KNOWN_ITEMS,
     to test how a client copes with a model that ignores the schema).
+    ``json_schema``: whether ``response_format`` json_schema is supported (JSON mode always is).
+    ``fence_json``: in JSON mode, wrap the answer in a markdown code fence.
     """
 
     name = "openai"
@@ -54,11 +63,15 @@ class FakeOpenAI(FakeServer):
         api_key: str = "test-openai-key",
         models: Iterable[str] | None = None,
         item_override: str | None = None,
+        json_schema: bool = True,
+        fence_json: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(api_key=api_key, **options)
         self.models = frozenset(models) if models is not None else None
         self.item_override = item_override
+        self.json_schema = json_schema
+        self.fence_json = fence_json
         self._ids = count(1)
 
     @property
@@ -103,6 +116,11 @@ class FakeOpenAI(FakeServer):
         if self.models is not None and model not in self.models:
             message = f"The model `{model}` does not exist or you do not have access to it."
             return _error(404, message, code="model_not_found")
+        kind = _format_type(body)
+        if kind not in (None, "text", "json_object", "json_schema"):
+            return _error(400, f"Invalid value for response_format.type: {kind!r}.")
+        if kind == "json_schema" and not self.json_schema:
+            return _error(400, "response_format type json_schema is not supported by this server")
         content = self._content(body, mode)
         return FakeResponse(200, self._completion(model, content, len(request.body)))
 
@@ -111,13 +129,20 @@ class FakeOpenAI(FakeServer):
             return 'Sure! Here is the JSON you asked for: {"item": "pet_bottle",'
         if mode == "wrong_schema":
             return json.dumps({"label": "bottle", "score": "high"})
-        schema = _schema_name(body)
+        json_mode = _format_type(body) == "json_object"
+        schema = _prompted_schema(body["messages"]) if json_mode else _schema_name(body)
         texts, images = _user_parts(body["messages"])
         if schema == VISION_SCHEMA_NAME:
-            return json.dumps(self._classification(texts, images))
-        if schema == GUIDANCE_SCHEMA_NAME:
-            return json.dumps({"text": _guidance_text(texts)}, ensure_ascii=False)
-        return f"This is a fake reply from {body['model']}."
+            answer = json.dumps(self._classification(texts, images))
+        elif schema == GUIDANCE_SCHEMA_NAME:
+            answer = json.dumps({"text": _guidance_text(texts)}, ensure_ascii=False)
+        elif json_mode:
+            answer = json.dumps({"reply": f"This is a fake reply from {body['model']}."})
+        else:
+            return f"This is a fake reply from {body['model']}."
+        if json_mode and self.fence_json:
+            return f"```json\n{answer}\n```"
+        return answer
 
     def _classification(self, texts: Sequence[str], images: Sequence[str]) -> dict[str, Any]:
         digest = hashlib.sha256("".join(images).encode()).digest()
@@ -171,6 +196,22 @@ def _error(
     status: int, message: str, kind: str = "invalid_request_error", code: str | None = None
 ) -> FakeResponse:
     return FakeResponse(status, _error_body(message, kind, code))
+
+
+def _format_type(body: dict[str, Any]) -> str | None:
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _prompted_schema(messages: list[Any]) -> str | None:
+    """In JSON mode the schema is named in the system prompt; the fake reads it from there."""
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "system":
+            found = _PROMPTED_SCHEMA.search(str(message.get("content", "")))
+            if found:
+                return found.group(1)
+    return None
 
 
 def _schema_name(body: dict[str, Any]) -> str | None:

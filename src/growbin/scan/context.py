@@ -102,6 +102,7 @@ def providers(
         vision_model=settings.openai_vision_model,
         text_model=settings.openai_text_model,
         timeout=settings.openai_timeout,
+        response_format=settings.openai_response_format,
     )
     vision: VisionClassifier = OpenAIVisionClassifier(config)
     text: TextGenerator = OpenAITextGenerator(config)

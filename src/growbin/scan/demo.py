@@ -1,34 +1,38 @@
-"""`growbin demo`: the sample photos through the whole pipeline, with a worker in this process.
+"""Photos through the whole pipeline with a worker in this process: `growbin demo` and `scan`.
 
 Embedded (the default): Celery's in-memory transport and result cache, SQLite for scans, a
-dict for caches, the offline providers; nothing to install or start. What only RabbitMQ gives
-(broker dead-lettering, TTL, max-length, quorum queues, publisher confirms) is not there, and
-the demo says so rather than pretending. With --services the same flow runs on the RabbitMQ,
-Redis and PostgreSQL named by GROWBIN_*.
+dict for caches; nothing to install or start. The demo uses the offline providers; `scan` uses
+the ones the settings name (GROWBIN_PROVIDERS=openai with a local OpenAI-compatible server
+works without any service). What only RabbitMQ gives (broker dead-lettering, TTL, max-length,
+quorum queues, publisher confirms) is not there, and the commands say so rather than
+pretending. With --services the same flow runs on the RabbitMQ, Redis and PostgreSQL named by
+GROWBIN_*.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from celery.contrib.testing.worker import start_worker
 from pydantic import SecretStr
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
 from growbin.db.base import Base
+from growbin.db.engine import make_engine, session_factory
 from growbin.jobs.stats_records import ScanDailyStat
 from growbin.runtime.celery_app import create_app
 from growbin.runtime.kv import MemoryKV
 from growbin.runtime.registry import registrars
-from growbin.scan.context import ScanContext, attach_scan_context
-from growbin.scan.intake import submit_scan
+from growbin.scan.context import ScanContext, attach_scan_context, providers
+from growbin.scan.images import ImageRejected, validate_image
+from growbin.scan.intake import ScanRefusedError, submit_scan
 from growbin.scan.records import STEPS, Scan, ScanStatus
+from growbin.scan.rules.loader import load_rules
 from growbin.scan.samples import load_manifest, sample_bytes
+from growbin.scan.storage import LocalImageStore
 from growbin.settings import Environment, Settings
 from growbin.topology.loader import LoadedTopology
 from growbin.topology.model import QueueRole
@@ -39,53 +43,130 @@ EMBEDDED_UNAVAILABLE = (
 )
 FINISHED = {ScanStatus.DONE.value, ScanStatus.FAILED.value, ScanStatus.REFUSED.value}
 
+ScanDict = dict[str, object]
+Watch = Callable[[list[tuple["Photo", ScanDict | None]]], None]
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One photo to scan: ``name`` is how the user knows it (a sample name, a path)."""
+
+    name: str
+    data: bytes
+    hint: str | None = None
+    expected: str | None = None  # the item a sample shows, to check the answer
+
 
 @dataclass
-class DemoOutcome:
-    sample: str
-    expected: str
-    scan: dict[str, object]
+class ScanOutcome:
+    """What became of one photo: refused at intake, or a scan (as the API shows it), or an
+    error that kept it from being accepted or finished."""
+
+    photo: Photo
+    scan: ScanDict | None = None
+    refused: ImageRejected | None = None
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.scan is not None and self.scan.get("status") == ScanStatus.DONE.value
 
 
-def embedded_settings(workdir: Path, topology: str) -> Settings:
-    return Settings(
-        env=Environment.DEVELOPMENT,
-        broker_url=SecretStr("memory://"),
-        result_backend_url=SecretStr("cache+memory://"),
-        database_url=SecretStr(f"sqlite:///{workdir / 'scans.db'}"),
-        image_dir=str(workdir / "images"),
-        providers="offline",
-        topology=topology,
+def sample_photos() -> list[Photo]:
+    """The shipped samples, each with the hint a user would type next to it ("생수 페트병")."""
+    return [
+        Photo(
+            name=name,
+            data=sample_bytes(name),
+            hint=str(meta.get("hint") or "") or None,
+            expected=str(meta["item"]),
+        )
+        for name, meta in load_manifest().items()
+    ]
+
+
+def embedded_settings(workdir: Path, settings: Settings, *, offline: bool) -> Settings:
+    """``settings`` with every service replaced by an in-process stand-in under ``workdir``."""
+    return settings.model_copy(
+        update={
+            "env": Environment.DEVELOPMENT,
+            "broker_url": SecretStr("memory://"),
+            "result_backend_url": SecretStr("cache+memory://"),
+            "database_url": SecretStr(f"sqlite:///{workdir / 'scans.db'}"),
+            "image_dir": str(workdir / "images"),
+            **({"providers": "offline"} if offline else {}),
+        }
     )
 
 
-def run_demo(
+def _embedded_context(settings: Settings) -> ScanContext:
+    engine = make_engine(settings)
+    # No guards: one process, no Redis to share limits in, and a local model has no quota.
+    vision, text = providers(settings)
+    context = ScanContext(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        store=LocalImageStore(Path(settings.image_dir)),
+        kv=MemoryKV(),
+        rules=load_rules(),
+        vision=vision,
+        text=text,
+    )
+    tables = [Scan.__table__, ScanDailyStat.__table__]
+    Base.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+    return context
+
+
+def run_scans(
     settings: Settings,
     loaded: LoadedTopology,
-    console: Console,
+    photos: Sequence[Photo],
     *,
     embedded: bool,
+    offline: bool = False,
     timeout: float = 120.0,
-) -> list[DemoOutcome]:
-    with tempfile.TemporaryDirectory(prefix="growbin-demo-") as tmp:
-        if embedded:
-            settings = embedded_settings(Path(tmp), settings.topology)
-            console.print(f"[dim]embedded default: {EMBEDDED_UNAVAILABLE}[/]")
-        app = create_app(settings, loaded, registrars=registrars(settings))
-        if embedded:
-            # the in-memory transport polls its queues; the default 1 s per poll would add a
-            # second to every step of the chain
-            app.conf.broker_transport_options = {"polling_interval": 0.02}
-        context = ScanContext.build(settings, kv=MemoryKV() if embedded else None)
-        if embedded:
-            tables = [Scan.__table__, ScanDailyStat.__table__]
-            Base.metadata.create_all(context.engine, tables=tables)  # type: ignore[arg-type]
-        else:
-            from growbin.db.migrate import upgrade
+    watch: Watch | None = None,
+) -> list[ScanOutcome]:
+    """Scan ``photos`` through the pipeline; refused ones never reach it. In photo order."""
+    outcomes = [ScanOutcome(photo) for photo in photos]
+    for outcome in outcomes:
+        try:
+            validate_image(outcome.photo.data, filename=outcome.photo.name)
+        except ImageRejected as exc:
+            outcome.refused = exc
+    accepted = [o for o in outcomes if o.refused is None]
+    if accepted:
+        with tempfile.TemporaryDirectory(prefix="growbin-scan-") as tmp:
+            if embedded:
+                settings = embedded_settings(Path(tmp), settings, offline=offline)
+            _run(settings, loaded, accepted, embedded=embedded, timeout=timeout, watch=watch)
+    return outcomes
 
-            upgrade(settings)
-        attach_scan_context(app, context)
-        queues = [name for name, q in loaded.topology.queues.items() if q.role is QueueRole.WORK]
+
+def _run(
+    settings: Settings,
+    loaded: LoadedTopology,
+    outcomes: list[ScanOutcome],
+    *,
+    embedded: bool,
+    timeout: float,
+    watch: Watch | None,
+) -> None:
+    app = create_app(settings, loaded, registrars=registrars(settings))
+    if embedded:
+        # the in-memory transport polls its queues; the default 1 s per poll would add a
+        # second to every step of the chain
+        app.conf.broker_transport_options = {"polling_interval": 0.02}
+        context = _embedded_context(settings)
+    else:
+        from growbin.db.migrate import upgrade
+
+        context = ScanContext.build(settings)
+        upgrade(settings)
+    attach_scan_context(app, context)
+    queues = [name for name, q in loaded.topology.queues.items() if q.role is QueueRole.WORK]
+    try:
         with start_worker(
             app,
             pool="threads",
@@ -94,87 +175,55 @@ def run_demo(
             loglevel="CRITICAL",
             queues=queues,
         ):
-            manifest = load_manifest()
-            submitted = {}
-            for name, meta in manifest.items():
-                # the hint is what a user would type next to the photo ("생수 페트병")
-                accepted = submit_scan(
-                    app,
-                    context,
-                    sample_bytes(name),
-                    filename=name,
-                    hint=str(meta.get("hint") or "") or None,
-                    owner="demo",
-                )
-                submitted[accepted.scan_id] = (name, str(meta["item"]))
-            scans = _follow(context, submitted, console, timeout)
+            submitted: dict[str, ScanOutcome] = {}
+            for outcome in outcomes:
+                photo = outcome.photo
+                try:
+                    scan = submit_scan(
+                        app, context, photo.data, filename=photo.name, hint=photo.hint, owner="cli"
+                    )
+                except (ImageRejected, ScanRefusedError) as exc:
+                    outcome.error = str(exc)
+                    continue
+                submitted[scan.scan_id] = outcome
+            _follow(context, submitted, outcomes, timeout, watch)
+    finally:
         app.close()
         context.engine.dispose()
-    return [
-        DemoOutcome(sample=name, expected=expected, scan=scans[scan_id])
-        for scan_id, (name, expected) in submitted.items()
-    ]
+    for outcome in outcomes:
+        status = outcome.scan.get("status") if outcome.scan else None
+        if outcome.scan is not None and status not in FINISHED:
+            outcome.error = f"did not finish within {timeout:g} s (last status: {status})"
+
+
+def _settled(scan: ScanDict | None) -> bool:
+    """Finished, and for a done scan its last step's record written too: the save step marks
+    the row done in its body and records its own time just after."""
+    if scan is None or scan.get("status") not in FINISHED:
+        return False
+    steps = scan.get("steps")
+    if scan.get("status") != ScanStatus.DONE.value or not isinstance(steps, dict):
+        return True
+    return all((steps.get(s) or {}).get("state") == "done" for s in STEPS)
 
 
 def _follow(
     context: ScanContext,
-    submitted: dict[str, tuple[str, str]],
-    console: Console,
+    submitted: dict[str, ScanOutcome],
+    outcomes: list[ScanOutcome],
     timeout: float,
-) -> dict[str, dict[str, object]]:
-    """Poll the scans' rows (as an API client would) until all finish, showing their steps."""
+    watch: Watch | None,
+) -> None:
+    """Poll the scans' rows (as an API client would) until all finish, reporting each poll."""
     deadline = time.monotonic() + timeout
-    scans: dict[str, dict[str, object]] = {}
-    with Live(console=console, refresh_per_second=8, transient=False) as live:
-        while True:
-            with context.session() as session:
-                for scan_id in submitted:
-                    row = session.get(Scan, scan_id)
-                    if row is not None:
-                        scans[scan_id] = row.as_dict()
-            live.update(_progress_table(submitted, scans))
-            done = all(s.get("status") in FINISHED for s in scans.values())
-            if (done and len(scans) == len(submitted)) or time.monotonic() > deadline:
-                return scans
-            time.sleep(0.1)
-
-
-def _progress_table(
-    submitted: dict[str, tuple[str, str]], scans: dict[str, dict[str, object]]
-) -> Table:
-    marks = {"done": "[green]✓[/]", "started": "[yellow]…[/]", "failed": "[red]✗[/]"}
-    table = Table("sample", *STEPS, "status", title="scans")
-    for scan_id, (name, _) in submitted.items():
-        scan = scans.get(scan_id, {})
-        steps = scan.get("steps", {})
-        assert isinstance(steps, dict)
-        cells = [marks.get(str(steps.get(s, {}).get("state")), "·") for s in STEPS]
-        table.add_row(name, *cells, str(scan.get("status", "queued")))
-    return table
-
-
-def results_table(outcomes: list[DemoOutcome]) -> Table:
-    table = Table("sample", "item", "ok", "conf.", "providers", "step ms", "total ms")
-    table.caption = "step ms: " + " / ".join(STEPS)
-    for outcome in outcomes:
-        scan = outcome.scan
-        result = scan.get("result") or {}
-        assert isinstance(result, dict)
-        steps = scan.get("steps", {})
-        assert isinstance(steps, dict)
-        times = [1000 * float(steps.get(s, {}).get("seconds", 0)) for s in STEPS]
-        confidence = result.get("confidence")
-        providers = result.get("providers") or {}
-        vision = (providers.get("vision") or {}).get("provider", "-")
-        text = (providers.get("text") or {}).get("provider", "-")
-        item = str(result.get("item") or scan.get("status"))
-        table.add_row(
-            outcome.sample,
-            item,
-            "[green]yes[/]" if item == outcome.expected else "[red]no[/]",
-            f"{confidence:.2f}" if isinstance(confidence, float) else "-",
-            f"{vision}/{text}",
-            "/".join(f"{t:.0f}" for t in times),
-            f"{sum(times):.0f}",
-        )
-    return table
+    while True:
+        with context.session() as session:
+            for scan_id, outcome in submitted.items():
+                row = session.get(Scan, scan_id)
+                if row is not None:
+                    outcome.scan = row.as_dict()
+        if watch is not None:
+            watch([(o.photo, o.scan) for o in outcomes])
+        if all(_settled(o.scan) for o in submitted.values()) or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)

@@ -53,6 +53,10 @@ ITEM_CATEGORIES: Mapping[str, str] = {
 KNOWN_CATEGORIES: tuple[str, ...] = tuple(sorted(set(ITEM_CATEGORIES.values())))
 KNOWN_STATES: tuple[str, ...] = ("clean", "dirty", "mixed")
 
+# Below this confidence a classification is "unsure": the user is told so and shown the
+# candidates, not handed one answer as if it were certain.
+CONFIDENT_AT = 0.5
+
 # How much an answer outside KNOWN_ITEMS is trusted once mapped to the fallback item: the model
 # saw *something*, but not something our rules know, so the guidance must stay generic.
 UNKNOWN_ITEM_CONFIDENCE_FACTOR = 0.5
@@ -116,8 +120,23 @@ def match_hint(hint: str | None, *, partial: bool = True) -> str | None:
     return None
 
 
+class Candidate(BaseModel):
+    """One item a classifier considered, with its confidence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    item: str
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
 class Classification(BaseModel):
-    """What a vision provider saw. ``offline`` is True when no real model looked at the image."""
+    """What a vision provider saw. ``offline`` is True when no real model looked at the image.
+
+    ``item`` is the best answer (the rules need one); when ``confidence`` is below
+    :data:`CONFIDENT_AT` the classification is :attr:`unsure`, and ``candidates`` holds the
+    items it could not tell apart, best first. ``evidence`` says in a few words what decided
+    (the user's hint, the photo's colour and shape, a model).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -128,6 +147,12 @@ class Classification(BaseModel):
     provider: str
     model: str
     offline: bool
+    candidates: tuple[Candidate, ...] = ()
+    evidence: str = ""
+
+    @property
+    def unsure(self) -> bool:
+        return self.confidence < CONFIDENT_AT
 
 
 class Guidance(BaseModel):

@@ -1,14 +1,23 @@
 """Vision classification and guidance text over the OpenAI chat completions API.
 
-Works with OpenAI and with compatible servers (and with :mod:`growbin.fakes.openai_server`).
-Both clients ask for structured output (``response_format`` json_schema, strict) and still
-validate what comes back: compatible servers may ignore the schema, and a model may be cut off.
+Works with OpenAI and with compatible servers a user runs locally (Ollama, vLLM, LM Studio,
+llama.cpp's server) and with :mod:`growbin.fakes.openai_server`. What the server must support:
+chat completions with image input (an ``image_url`` content part holding a ``data:`` URL) for
+the vision model, and one of two ways to get JSON back, chosen by ``response_format``:
+
+- ``json_schema`` (the default): structured output, the answer constrained to our schema;
+- ``json_object``: JSON mode, for servers without schema support; the schema then goes into
+  the system prompt, and our validation (pydantic) is what holds the answer to it.
+
+Either way what comes back is validated: servers may ignore the schema, models may wrap the
+JSON in a code fence, and an answer may be cut off.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, Self, TypeVar
 
@@ -37,6 +46,12 @@ GUIDANCE_SCHEMA_NAME = "disposal_guidance"
 HINT_PREFIX = "Hint: "
 MAX_HINT_CHARS = 100
 LANGUAGE_NAMES = {"ko": "Korean", "en": "English"}
+ResponseFormat = Literal["json_schema", "json_object"]
+RESPONSE_FORMAT_FIX = (
+    "if the server does not support response_format json_schema, set "
+    "GROWBIN_OPENAI_RESPONSE_FORMAT=json_object; otherwise check the request fields it accepts"
+)
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -58,6 +73,8 @@ class OpenAIConfig(BaseModel):
     text_temperature: float | None = 0.7
     image_detail: Literal["low", "high", "auto"] = "low"
     provider_name: str = "openai"
+    # json_schema: the server constrains the answer; json_object: JSON mode, schema in the prompt.
+    response_format: ResponseFormat = "json_schema"
 
 
 def vision_schema() -> dict[str, Any]:
@@ -136,10 +153,15 @@ class _OpenAIChat:
         self, body: dict[str, Any], schema_name: str, schema: dict[str, Any]
     ) -> tuple[str, str]:
         """POST the request; return (message content, model that answered)."""
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": schema_name, "strict": True, "schema": schema},
-        }
+        if self.config.response_format == "json_object":
+            body["response_format"] = {"type": "json_object"}
+            system = body["messages"][0]
+            system["content"] += "\n" + schema_instructions(schema_name, schema)
+        else:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "strict": True, "schema": schema},
+            }
         key = self.config.api_key.get_secret_value()
         with provider_call(str(body["model"])):
             return self._post(body, key)
@@ -151,7 +173,11 @@ class _OpenAIChat:
             self._url,
             provider=self.config.provider_name,
             secrets=(key,),
-            fixes={401: "check GROWBIN_OPENAI_API_KEY", 404: "check the model name and base URL"},
+            fixes={
+                400: RESPONSE_FORMAT_FIX,
+                401: "check GROWBIN_OPENAI_API_KEY",
+                404: "check the model name and base URL",
+            },
             headers={"Authorization": f"Bearer {key}"},
             json=body,
         )
@@ -173,6 +199,9 @@ class _OpenAIChat:
         return choice.message.content, completion.model or str(body["model"])
 
     def _parse(self, content: str, kind: type[_M]) -> _M:
+        fenced = _FENCE.match(content)
+        if fenced:  # JSON mode models often wrap the object in a markdown code fence
+            content = fenced.group(1)
         try:
             return kind.model_validate_json(content)
         except ValidationError as exc:
@@ -217,6 +246,9 @@ class OpenAIVisionClassifier(_OpenAIChat):
         content, model = self._complete(body, VISION_SCHEMA_NAME, vision_schema())
         answer = self._parse(content, _VisionAnswer)
         item, category, confidence = normalize_item(answer.item, answer.confidence)
+        evidence = f"the model {model} looked at the photo"
+        if hint and hint.strip():
+            evidence += f" and the hint {' '.join(hint.split())[:40]!r}"
         return Classification(
             category=category,
             item=item,
@@ -225,6 +257,7 @@ class OpenAIVisionClassifier(_OpenAIChat):
             provider=self.config.provider_name,
             model=model,
             offline=False,
+            evidence=evidence,
         )
 
 
@@ -262,6 +295,14 @@ class OpenAITextGenerator(_OpenAIChat):
             model=model,
             offline=False,
         )
+
+
+def schema_instructions(schema_name: str, schema: dict[str, Any]) -> str:
+    """The system prompt's addition in JSON mode: the server does not know the schema."""
+    return (
+        "Answer with one JSON object and nothing else. It must fit the JSON schema "
+        f'"{schema_name}": ' + json.dumps(schema, separators=(",", ":"))
+    )
 
 
 def _vision_instructions() -> str:

@@ -296,3 +296,109 @@ def test_a_base_url_without_a_scheme_is_a_config_error_not_a_retry(make_jpeg):
     assert not is_transient(info.value)
     assert "base URL" in str(info.value)
     assert SECRET not in str(info.value)
+
+
+# A local OpenAI-compatible server (Ollama, vLLM, LM Studio) may offer structured output
+# (json_schema) or only JSON mode (json_object): both must work, with our validation holding
+# a JSON-mode answer to the schema.
+
+
+@pytest.mark.parametrize("response_format", ["json_schema", "json_object"])
+def test_classify_and_guidance_work_in_both_response_formats(
+    fake_openai, make_jpeg, pet_rules, response_format
+):
+    config = OpenAIConfig(
+        base_url=fake_openai.base_url,
+        api_key=SecretStr(fake_openai.api_key),
+        vision_model="llava:13b",
+        text_model="qwen2.5:7b",
+        response_format=response_format,
+    )
+    with OpenAIVisionClassifier(config) as vision, OpenAITextGenerator(config) as text:
+        hinted = vision.classify(make_jpeg(), hint="음료 캔")
+        unhinted = vision.classify(make_jpeg())
+        guidance = text.guidance(hinted, pet_rules)
+    assert (hinted.item, hinted.model, hinted.offline) == ("can", "llava:13b", False)
+    assert hinted.evidence == "the model llava:13b looked at the photo and the hint '음료 캔'"
+    assert unhinted.item in KNOWN_ITEMS
+    assert guidance.text.startswith("페트병은 투명 페트병 수거함에 버려 주세요.")
+    assert guidance.model == "qwen2.5:7b"
+    assert [c.status for c in fake_openai.calls] == [200, 200, 200]
+
+
+def test_json_mode_asks_for_a_json_object_and_puts_the_schema_in_the_system_prompt(make_jpeg):
+    seen = []
+
+    def handler(request):
+        seen.append(json.loads(request.content))
+        answer = {"category": "metal", "item": "can", "state": None, "confidence": 0.8}
+        return httpx.Response(200, json=_completion(json.dumps(answer)))
+
+    config = OpenAIConfig(
+        base_url="http://127.0.0.1:11434/v1",
+        api_key=SecretStr("ollama"),
+        response_format="json_object",
+    )
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    result = OpenAIVisionClassifier(config, http=http).classify(make_jpeg())
+    assert result.item == "can"
+    body = seen[0]
+    assert body["response_format"] == {"type": "json_object"}
+    system = body["messages"][0]["content"]
+    assert 'JSON schema "waste_classification"' in system
+    schema = json.loads(system.split('"waste_classification": ', 1)[1])
+    assert schema["required"] == ["category", "item", "state", "confidence"]
+    image = body["messages"][1]["content"][1]
+    assert image["type"] == "image_url"
+    assert image["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+
+def test_a_json_mode_answer_in_a_markdown_code_fence_is_accepted(make_jpeg):
+    with FakeOpenAI(fence_json=True) as fake:
+        config = OpenAIConfig(
+            base_url=fake.base_url, api_key=SecretStr(fake.api_key), response_format="json_object"
+        )
+        with OpenAIVisionClassifier(config) as vision:
+            result = vision.classify(make_jpeg(), hint="glass bottle")
+    assert result.item == "glass_bottle"
+
+
+@pytest.mark.parametrize("mode", ["malformed", "wrong_schema"])
+def test_a_json_mode_answer_that_does_not_fit_the_schema_is_an_output_error(make_jpeg, mode):
+    with FakeOpenAI(mode=mode) as fake:
+        config = OpenAIConfig(
+            base_url=fake.base_url, api_key=SecretStr(fake.api_key), response_format="json_object"
+        )
+        with OpenAIVisionClassifier(config) as vision:
+            exc = _raised(lambda: vision.classify(make_jpeg()))
+    assert isinstance(exc, ProviderOutputError)
+    assert "schema" in str(exc) or "JSON" in str(exc)
+
+
+def test_a_server_without_json_schema_support_names_the_setting_to_change(make_jpeg):
+    with FakeOpenAI(json_schema=False) as fake:
+        config = OpenAIConfig(base_url=fake.base_url, api_key=SecretStr(fake.api_key))
+        with OpenAIVisionClassifier(config) as vision:
+            exc = _raised(lambda: vision.classify(make_jpeg()))
+        assert isinstance(exc, ProviderRejectedError)
+        assert not is_transient(exc)
+        assert "GROWBIN_OPENAI_RESPONSE_FORMAT=json_object" in str(exc)
+        json_mode = config.model_copy(update={"response_format": "json_object"})
+        with OpenAIVisionClassifier(json_mode) as vision:
+            assert vision.classify(make_jpeg(), hint="can").item == "can"
+
+
+def test_the_response_format_setting_reaches_both_clients():
+    from growbin.scan.context import providers
+    from growbin.settings import Settings
+
+    settings = Settings(
+        providers="openai",
+        openai_base_url="http://127.0.0.1:11434/v1",
+        openai_response_format="json_object",
+    )
+    vision, text = providers(settings)
+    assert isinstance(vision, OpenAIVisionClassifier)
+    assert isinstance(text, OpenAITextGenerator)
+    assert vision.config.response_format == text.config.response_format == "json_object"
+    assert Settings().openai_response_format == "json_schema"
