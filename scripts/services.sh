@@ -9,6 +9,20 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
 fi
 
+# amtool checks the Alertmanager config and its routes (Debian's prometheus-alertmanager)
+if ! command -v amtool >/dev/null 2>&1; then
+  echo "installing amtool (Debian package prometheus-alertmanager)"
+  apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null
+fi
+
+# the console's browser tests drive Debian's headless Chromium through its chromedriver
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "installing chromium and chromium-driver (Debian packages, for the console's browser tests)"
+  apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
   echo "starting RabbitMQ"
   rabbitmq-server -detached

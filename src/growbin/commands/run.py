@@ -1,4 +1,4 @@
-"""`growbin worker` and `growbin demo`."""
+"""`growbin worker` (and its probe), `growbin demo` and `growbin status`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,18 @@ from growbin.commands.common import (
 )
 from growbin.topology.model import Pool
 
+worker_app = typer.Typer(
+    help="Run a Celery worker for one profile of the topology, or probe the one on this host.",
+    no_args_is_help=False,
+)
 
+
+@worker_app.callback(invoke_without_command=True)
 def worker(
     ctx: typer.Context,
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Worker profile name.")],
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="Worker profile name (required).")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Override the profile's.")] = None,
     pool: Annotated[Pool | None, typer.Option(help="Override the profile's pool.")] = None,
     hostname: Annotated[str | None, typer.Option(help="Default: PROFILE@host.")] = None,
@@ -28,13 +36,14 @@ def worker(
 
     Refuses a topology with lint errors, and a vhost where the topology is not in force (the
     profile's queues, their policies, bindings, dead-lettering and alternate exchange).
+    `celery -A growbin worker --profile NAME` starts the same worker.
     """
-    from growbin.ops.logging import install_celery_logging
-    from growbin.runtime.celery_app import create_app
-    from growbin.runtime.registry import registrars
+    if ctx.invoked_subcommand is not None:
+        return
+    if profile is None:
+        raise typer.BadParameter("name the worker profile to run", param_hint="'--profile'")
+    from growbin.celery import build_app, prepare_worker
     from growbin.runtime.worker import worker_options
-    from growbin.runtime.worker_hooks import install_worker_hooks
-    from growbin.topology.verify import verify_before_start
 
     state = state_of(ctx)
     # the file's own problems first (lint), then whether the vhost carries it
@@ -43,19 +52,36 @@ def worker(
         loaded.topology, profile, concurrency=concurrency, pool=pool, hostname=hostname
     )
     version = live_rabbitmq_version(state.settings) or DEFAULT_RABBITMQ_VERSION
-    celery_app = create_app(
-        state.settings, loaded, registrars=registrars(state.settings), rabbitmq_version=version
-    )
-    verify_before_start(
-        state.settings,
-        state.topology().topology,
-        queues=options.queues,
-        who=f"growbin worker --profile {profile}",
-    )
-    celery_app.conf.task_acks_late = options.acks_late
-    install_worker_hooks(celery_app, state.settings, profile)
-    install_celery_logging(json=state.settings.log.is_json)
+    celery_app = build_app(state.settings, loaded, rabbitmq_version=version)
+    prepare_worker(celery_app, state.settings, options, who=f"growbin worker --profile {profile}")
     celery_app.worker_main(options.argv(loglevel=loglevel))
+
+
+@worker_app.command("probe")
+def probe(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Worker profile name.")],
+    hostname: Annotated[str | None, typer.Option(help="The worker's --hostname, if given.")] = None,
+    max_age: Annotated[
+        float | None, typer.Option(help="Seconds after which the record counts as stale.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Exit 0 when this host's worker of PROFILE is connected, consuming and not stalled.
+
+    Reads the worker's progress file (GROWBIN_WORKER_PROGRESS_DIR); no broadcast, no broker.
+    `growbin worker probe` answers before the rest of the command line loads (well under a
+    second); this entry is the same check for callers that go through typer.
+    """
+    from growbin.commands.probe import main as probe_main
+
+    argv = ["--profile", profile]
+    if hostname:
+        argv += ["--hostname", hostname]
+    if max_age is not None:
+        argv += ["--max-age", str(max_age)]
+    if quiet:
+        argv.append("--quiet")
+    raise typer.Exit(probe_main(argv))
 
 
 def demo(

@@ -1,5 +1,8 @@
 """Batch jobs over the scans table: the daily aggregate, CSV reports and the weekly report.
 
+``analytics_save`` (seed 002's ``save_analytics``, on the bulk lane) files one scan into the
+aggregate of its day as soon as it ends, so the day's figures need not wait for the 02:00 run.
+
 Days are UTC calendar days given as ``YYYY-MM-DD``; a scan belongs to the day it was created.
 Every job here can run twice with the same outcome: the aggregate is an upsert keyed by
 (day, item), and a report overwrites its own key.
@@ -24,6 +27,7 @@ from growbin.scan.context import scan_context
 from growbin.scan.records import Scan, ScanStatus
 from growbin.scan.storage import ImageStore, make_key
 
+ANALYTICS_SAVE = "growbin.jobs.analytics_save"
 REPORT_PREFIX = "reports"
 # The CSV is built in memory (ImageStore.put takes bytes); a year bounds it. Longer exports
 # belong in several reports, or in a query against the database.
@@ -216,6 +220,19 @@ def write_report(session: Session, store: ImageStore, first: date, last: date) -
     }
 
 
+def save_scan_day(session: Session, scan_id: str) -> dict[str, Any]:
+    """Recompute the aggregate of the day ``scan_id`` was created (idempotent: an upsert)."""
+    created = session.scalar(select(Scan.created_at).where(Scan.id == scan_id))
+    if created is None:
+        raise FatalTaskError(
+            f"analytics_save: no scan {scan_id!r}: pass the id the API returned (scan_id)"
+        )
+    day = (created if created.tzinfo else created.replace(tzinfo=UTC)).astimezone(UTC).date()
+    rows = aggregate_day(session, day)
+    upsert_day(session, day, rows)
+    return {"scan_id": scan_id, "day": day.isoformat(), "items": len(rows)}
+
+
 def today_utc() -> date:
     return datetime.now(UTC).date()
 
@@ -234,6 +251,14 @@ def register(app: Celery) -> None:
             upsert_day(session, when, rows)
         totals = {name: sum(row[name] for row in rows) for name in ("scans", "done", "failed")}
         return {"day": when.isoformat(), "items": len(rows), **totals}
+
+    @app.task(name=ANALYTICS_SAVE, shared=False)  # type: ignore[untyped-decorator]
+    def analytics_save(scan_id: str) -> dict[str, Any]:
+        """File one scan into its day's aggregate (scan_daily_stats); safe to run twice."""
+        if not isinstance(scan_id, str) or not scan_id.strip():
+            raise FatalTaskError(f"analytics_save: scan_id={scan_id!r} is not a scan id")
+        with scan_context(app).session() as session:
+            return save_scan_day(session, scan_id.strip())
 
     @app.task(name="growbin.jobs.report_generate", shared=False)  # type: ignore[untyped-decorator]
     def report_generate(day_from: str, day_to: str) -> dict[str, Any]:

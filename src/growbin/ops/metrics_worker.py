@@ -193,6 +193,8 @@ class WorkerMetrics:
             return
         if self.progress is None:
             self.progress = self._make_progress(str(getattr(sender, "hostname", "") or ""))
+            # the sender is the Consumer: its connection and queues go into each record
+            self.progress.attach_consumer(sender)
             self.progress.start()
 
     def _on_child_start(self, **_: Any) -> None:

@@ -24,6 +24,11 @@ Each sample is published twice, as one :class:`ProgressRecord`:
 
 and as the metrics ``growbin_worker_reserved_tasks``, ``growbin_worker_seconds_without_progress``
 and ``growbin_worker_stalled`` (alert ``WorkerStalled``).
+
+The record also says whether the worker's consumer is connected to the broker and which of
+its selected queues it consumes right now, so that one file answers a readiness probe
+(:func:`probe`, ``growbin worker probe``): connected, consuming every queue of its profile,
+not stalled, and written recently by a process that still exists. No broadcast, no broker.
 """
 
 from __future__ import annotations
@@ -66,6 +71,10 @@ class ProgressRecord:
     last_progress: float  # epoch seconds
     stall_after: float
     updated_at: float  # epoch seconds
+    # The consumer's view; None in a record from a worker that did not report it.
+    connected: bool | None = None
+    queues: tuple[str, ...] = ()  # the queues the worker was started to consume
+    consuming: tuple[str, ...] = ()  # of which it consumes now
 
     def without_progress(self, now: float | None = None) -> float:
         """Seconds the worker has held reserved messages without progress (0 when idle)."""
@@ -91,7 +100,14 @@ class ProgressRecord:
             last_progress=float(data["last_progress"]),
             stall_after=float(data["stall_after"]),
             updated_at=float(data["updated_at"]),
+            connected=None if data.get("connected") is None else bool(data["connected"]),
+            queues=tuple(str(q) for q in data.get("queues") or ()),
+            consuming=tuple(str(q) for q in data.get("consuming") or ()),
         )
+
+    def age(self, now: float | None = None) -> float:
+        """Seconds since the worker wrote this record."""
+        return max(0.0, (time.time() if now is None else now) - self.updated_at)
 
 
 class ProgressTracker:
@@ -165,6 +181,95 @@ def celery_sample() -> tuple[list[str], int, int]:
     return reserved, len(list(state.active_requests)), int(state.all_total_count[0])
 
 
+ConsumerSample = tuple[bool | None, list[str], list[str]]
+
+
+def consumer_sample(consumer: Any) -> ConsumerSample:
+    """(connected, selected queues, queues consumed now) of a Celery worker's Consumer.
+
+    Reads attributes only (no network): Celery replaces ``connection`` and ``task_consumer``
+    while it reconnects, and kombu's ``consuming_from`` says whether a queue's consumer tag is
+    live (a queue cancelled by `celery control cancel_consumer` is not).
+    """
+    if consumer is None:
+        return None, [], []
+    connection = getattr(consumer, "connection", None)
+    connected = bool(connection is not None and connection.connected)
+    selected = sorted(consumer.app.amqp.queues.consume_from or {})
+    task_consumer = getattr(consumer, "task_consumer", None)
+    consuming = (
+        [name for name in selected if task_consumer.consuming_from(name)]
+        if connected and task_consumer is not None
+        else []
+    )
+    return connected, selected, consuming
+
+
+# A record older than this many samples comes from a worker that stopped reporting.
+PROBE_MAX_AGE_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    reason: str
+
+
+def probe(
+    record: ProgressRecord | None,
+    *,
+    path: Path,
+    now: float | None = None,
+    max_age: float = INTERVAL * PROBE_MAX_AGE_INTERVALS,
+    alive: Callable[[int], bool] | None = None,
+) -> ProbeResult:
+    """Is the worker that writes ``path`` ready: recent, alive, connected, consuming, moving?"""
+    now = time.time() if now is None else now
+    if record is None:
+        return ProbeResult(
+            False,
+            f"no progress record at {path}: the worker has not started (or not finished "
+            "starting), or writes elsewhere (GROWBIN_WORKER_PROGRESS_DIR, --hostname)",
+        )
+    who = record.worker
+    if record.age(now) > max_age:
+        return ProbeResult(
+            False,
+            f"{who}: its record is {record.age(now):.0f} s old (limit {max_age:g} s): the "
+            "worker stopped reporting (stopped, hung or killed)",
+        )
+    if alive is not None and not alive(record.pid):
+        return ProbeResult(False, f"{who}: its process {record.pid} no longer exists")
+    if record.connected is None:
+        return ProbeResult(False, f"{who}: its record does not say whether it is connected")
+    if not record.connected:
+        return ProbeResult(False, f"{who}: not connected to the broker (reconnecting)")
+    missing = [q for q in record.queues if q not in record.consuming]
+    if not record.queues or missing:
+        return ProbeResult(False, f"{who}: not consuming {', '.join(missing) or 'any queue'}")
+    if record.stalled(now):
+        return ProbeResult(
+            False,
+            f"{who}: stalled: holds {record.reserved} message(s) without progress for "
+            f"{record.without_progress(now):.0f} s (threshold {record.stall_after:g} s)",
+        )
+    return ProbeResult(
+        True,
+        f"{who}: connected, consuming {', '.join(record.consuming)}, {record.reserved} "
+        f"reserved, {record.active} running, record {record.age(now):.0f} s old",
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class ProgressReporter:
     """The worker's main process samples and publishes its progress from a daemon thread."""
 
@@ -179,6 +284,7 @@ class ProgressReporter:
         interval: float = INTERVAL,
         sample: Callable[[], tuple[list[str], int, int]] = celery_sample,
         on_record: Callable[[ProgressRecord], None] | None = None,
+        consumer: Callable[[], ConsumerSample] | None = None,
     ) -> None:
         self.worker = worker
         self.profile = profile
@@ -188,11 +294,16 @@ class ProgressReporter:
         self.interval = interval
         self._sample = sample
         self._on_record = on_record
+        self._consumer = consumer
         self.tracker = ProgressTracker()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: Any = None
         self._redis_failing = False
+
+    def attach_consumer(self, consumer: Any) -> None:
+        """Report the connection and queues of this Celery Consumer (the worker_ready sender)."""
+        self._consumer = lambda: consumer_sample(consumer)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="growbin-progress", daemon=True)
@@ -220,6 +331,7 @@ class ProgressReporter:
     def report(self) -> ProgressRecord:
         reserved, active, accepted = self._sample()
         last = self.tracker.sample(reserved, accepted)
+        connected, queues, consuming = self._consumer() if self._consumer else (None, [], [])
         record = ProgressRecord(
             worker=self.worker,
             profile=self.profile,
@@ -229,6 +341,9 @@ class ProgressReporter:
             last_progress=last,
             stall_after=self.stall_after,
             updated_at=time.time(),
+            connected=connected,
+            queues=tuple(queues),
+            consuming=tuple(consuming),
         )
         try:
             write_progress_file(self.path, record)

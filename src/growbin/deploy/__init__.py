@@ -1,0 +1,1 @@
+"""Deployment files generated from the topology: Kubernetes, Docker Compose, supervisor."""
