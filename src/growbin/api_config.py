@@ -84,6 +84,37 @@ class ApiConfig(BaseSettings):
     readiness_timeout: float = Field(
         default=3.0, gt=0, description="seconds each /readyz check may take"
     )
+    body_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a request body may take to arrive in full; 408 after that",
+    )
+    quotas: bool = Field(
+        default=True, description="per-key quotas (rates, tasks in flight, streams) in Redis"
+    )
+    quota_rate: str = Field(
+        default="300/m", description="requests per key over all routes: N/s, N/m or N/h"
+    )
+    quota_burst: int = Field(
+        default=30, ge=1, description="requests a key may send back to back before the rate"
+    )
+    quota_family_rates: str = Field(
+        default="submit=60/m,events=30/m",
+        description="rates per route family (submit, read, events, admin) on top of "
+        "quota_rate, e.g. submit=60/m,events=30/m",
+    )
+    quota_in_flight: int = Field(
+        default=30, ge=1, description="scans and tasks a key may have queued or running"
+    )
+    quota_delayed_in_flight: int = Field(
+        default=2, ge=0, description="example tasks with a delay a key may have queued or running"
+    )
+    quota_streams: int = Field(default=5, ge=0, description="open event streams per key")
+    quota_in_flight_ttl: float = Field(
+        default=3600.0,
+        gt=0,
+        description="seconds a submission counts as in flight at most (if its end goes unseen)",
+    )
 
     @field_validator("fetch_allowed_hosts", "fetch_trusted_networks", "cors_origins", mode="before")
     @classmethod
@@ -94,6 +125,21 @@ class ApiConfig(BaseSettings):
                 return tuple(json.loads(text))
             return tuple(part.strip() for part in text.split(",") if part.strip())
         return value
+
+    @field_validator("quota_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value.strip()
+
+    @field_validator("quota_family_rates")
+    @classmethod
+    def _family_rates(cls, value: str) -> str:
+        parse_family_rates(value)
+        return value.strip()
+
+    def family_rates(self) -> dict[str, tuple[int, float]]:
+        return parse_family_rates(self.quota_family_rates)
 
     @field_validator("fetch_trusted_networks")
     @classmethod
@@ -139,6 +185,46 @@ class ApiConfig(BaseSettings):
                 for e in exc.errors()
             ]
             raise ConfigError("invalid API settings:\n  - " + "\n  - ".join(lines)) from None
+
+
+ROUTE_FAMILIES = ("submit", "read", "events", "admin")
+_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
+          "h": 3600.0, "hour": 3600.0}  # fmt: skip
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``"300/m"`` -> (300, 60.0): a count per period (s, m or h). ValueError names the fix."""
+    count, slash, unit = text.strip().partition("/")
+    try:
+        number = int(count)
+    except ValueError:
+        number = 0
+    per = _UNITS.get(unit.strip().lower()) if slash else None
+    if number < 1 or number > 1_000_000 or per is None:
+        raise ValueError(
+            f"{text!r} is not a rate: write a whole number of requests per s, m or h, "
+            "e.g. 300/m or 5/s"
+        )
+    return number, per
+
+
+def parse_family_rates(text: str | dict[str, str]) -> dict[str, tuple[int, float]]:
+    """``"submit=60/m,events=30/m"`` (or that as a dict) -> {family: (count, per)}."""
+    pairs = (
+        list(text.items())
+        if isinstance(text, dict)
+        else [part.partition("=")[::2] for part in text.split(",") if part.strip()]
+    )
+    rates: dict[str, tuple[int, float]] = {}
+    for family, rate in pairs:
+        name = family.strip().lower()
+        if name not in ROUTE_FAMILIES:
+            raise ValueError(
+                f"{family!r} is not a route family: use {', '.join(ROUTE_FAMILIES)} "
+                "(e.g. submit=60/m)"
+            )
+        rates[name] = parse_rate(rate)
+    return rates
 
 
 class CarriesApi(Protocol):

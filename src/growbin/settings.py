@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -115,21 +116,81 @@ class Settings(BaseSettings):
             elif isinstance(value, StrEnum):
                 out[name] = value.value
             elif isinstance(value, BaseSettings):
-                out[name] = value.model_dump(mode="json")
+                out[name] = _mask_values(value.model_dump(mode="json"))
             else:
-                out[name] = value
+                out[name] = _mask_values(value)
         return out
 
 
+def _mask_values(value: Any) -> Any:
+    """Plain (non-secret) settings may hold URLs with credentials too: mask every string."""
+    if isinstance(value, str):
+        return mask_url(value) if "://" in value else value
+    if isinstance(value, dict):
+        return {k: _mask_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask_values(v) for v in value)
+    return value
+
+
+# query parameters whose value is a credential (matched as a substring of the lower-cased name)
+_SECRET_PARAMS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "signature")
+_MASK = "****"
+# a URL inside free text: a scheme, then everything up to white space or a closing quote/bracket
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
+
+
 def mask_url(url: str) -> str:
-    """Hide the password of a URL: amqp://user:secret@host -> amqp://user:****@host."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Hide every credential in a URL, or in a ``;``-separated list of URLs (kombu failover).
+
+    The password of the userinfo (``amqp://user:secret@host`` -> ``amqp://user:****@host``,
+    also when the password holds an unescaped ``@``), and the value of each query parameter
+    whose name says it is a credential (``?password=``, ``?api_key=``, ``?access_token=``).
+    Hosts are left exactly as written, so multi-host lists (``db1:5432,db2:5432``) and IPv6
+    literals survive. This is the one masking function: displays, logs and errors use it.
+    """
+    return ";".join(_mask_one(part) for part in url.split(";"))
+
+
+def mask_text(text: str) -> str:
+    """``text`` with :func:`mask_url` applied to every URL in it (error messages, log lines)."""
+    return _URL_IN_TEXT.sub(lambda m: _mask_one(m.group(0)), text)
+
+
+def _mask_one(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    netloc = f"{parts.username}:****@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    # the authority ends at the first / ? or # after the last @ (a password may hold / or ?)
+    at = rest.rfind("@", 0, _authority_end(rest))
+    if at >= 0:
+        userinfo, rest = rest[:at], rest[at:]
+        user, colon, _ = userinfo.partition(":")
+        rest = (f"{user}:{_MASK}" if colon else user) + rest
+    head, qmark, query = rest.partition("?")
+    if not qmark:
+        return f"{scheme}://{rest}"
+    query, hash_, fragment = query.partition("#")
+    return f"{scheme}://{head}?{_mask_query(query)}{hash_}{fragment}"
+
+
+def _authority_end(rest: str) -> int:
+    # the last @ before the path is the userinfo's end; without any @ there is no userinfo
+    last_at = rest.rfind("@")
+    if last_at < 0:
+        return 0
+    ends = [i for i in (rest.find(c, last_at) for c in "/?#") if i >= 0]
+    return min(ends) if ends else len(rest)
+
+
+def _mask_query(query: str) -> str:
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        if eq and value and any(word in name.lower() for word in _SECRET_PARAMS):
+            value = _MASK
+        pairs.append(f"{name}{eq}{value}")
+    return "&".join(pairs)
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -105,3 +105,59 @@ def test_the_api_secret_is_not_taken_for_a_misspelt_api_setting(monkeypatch):
 
 def test_the_api_settings_are_shown_with_the_others():
     assert Settings().masked()["api"]["max_body_bytes"] == Settings().api.max_body_bytes
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "shown"),
+    [
+        (
+            "amqp://guest:guest@h1/v;amqp://guest:SECRET@h2/v",
+            "SECRET",
+            "amqp://guest:****@h1/v;amqp://guest:****@h2/v",
+        ),
+        (
+            "redis://127.0.0.1:6379/0?password=SECRET&db=1",
+            "SECRET",
+            "redis://127.0.0.1:6379/0?password=****&db=1",
+        ),
+        (
+            "postgresql://app:SECRET@db1:5432,db2:5433/growbin?sslmode=require",
+            "SECRET",
+            "postgresql://app:****@db1:5432,db2:5433/growbin?sslmode=require",
+        ),
+        ("amqp://u:p@SECRET@rabbit/vh", "SECRET", "amqp://u:****@rabbit/vh"),
+        (
+            "https://api.example/v1?api_key=SECRET&access_token=SECRET&q=x",
+            "SECRET",
+            "https://api.example/v1?api_key=****&access_token=****&q=x",
+        ),
+        ("redis://:SECRET@[::1]:6379/0", "SECRET", "redis://:****@[::1]:6379/0"),
+    ],
+)
+def test_mask_url_hides_every_password_form_userinfo_query_and_multi_host_lists(url, secret, shown):
+    masked = mask_url(url)
+    assert secret not in masked
+    assert masked == shown
+
+
+def test_mask_text_hides_passwords_of_every_url_inside_a_message():
+    from growbin.settings import mask_text
+
+    text = (
+        "cannot reach amqp://guest:SECRET@h2/v (or redis://h:6379/0?password=SECRET2): "
+        "connection refused"
+    )
+    masked = mask_text(text)
+    assert "SECRET" not in masked
+    assert "amqp://guest:****@h2/v" in masked and "password=****" in masked
+
+
+def test_masked_settings_hide_multi_host_and_query_string_passwords_and_plain_url_fields():
+    settings = Settings(
+        broker_url="amqp://guest:guest@h1/v;amqp://guest:SECRET1@h2/v",
+        redis_url="redis://127.0.0.1:6379/0?password=SECRET2",
+        oauth_userinfo_url="https://kapi.example/v2/user/me?access_token=SECRET3",
+    )
+    shown = str(settings.masked())
+    for secret in ("SECRET1", "SECRET2", "SECRET3"):
+        assert secret not in shown

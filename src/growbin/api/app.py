@@ -20,9 +20,11 @@ from starlette.concurrency import run_in_threadpool
 
 from growbin.api import problems
 from growbin.api.config import ApiConfig
+from growbin.api.console import install_console
 from growbin.api.fetch import Resolver
 from growbin.api.limits import BodySizeLimit
-from growbin.api.routes import admin, health, scans, seed
+from growbin.api.quotas import RateLimitHeaders
+from growbin.api.routes import admin, health, metrics, root, scans, seed
 from growbin.api.runtime import ApiRuntime
 from growbin.errors import GrowbinError
 from growbin.settings import Settings
@@ -43,8 +45,13 @@ broker refuses it (a full queue, an outage) the answer is 503 with `Retry-After`
 
 **Keys.** Every endpoint but `/healthz` and `/readyz` needs `Authorization: Bearer <key>`
 (`growbin apikey create`). A scan belongs to its key's owner; other owners get 404 for it.
-`/v1/admin/*` needs the `admin` scope. `/readyz` explains each check (target, failure,
-fix) only to an admin key.
+`/v1/admin/*` and `/metrics` need the `admin` scope. `/readyz` answers anyone with its
+status alone; only an admin key gets each check (latency, target, failure, fix).
+
+**Quotas.** Each key has a request rate (over all routes, and per route family: submit, read,
+events, admin), a cap on its scans and tasks in flight, and on its open event streams. Over
+one: 429 with `Retry-After` and `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`,
+`RateLimit-Policy`; nothing is queued. Accepted requests carry the same RateLimit fields.
 
 **Errors** are `{"error": code, "detail": message}`.
 """
@@ -115,9 +122,13 @@ def create_api(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    # added last, so it runs first: an oversized body is refused before anything reads it
-    app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
+    # added last, so it runs first: an oversized or too slow body is refused before anything
+    # reads it
+    app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes, read_timeout=cfg.body_timeout)
     problems.install(app, retry_after=cfg.retry_after)
-    for router in (scans.router, seed.router, admin.router, health.router):
+    routers = (scans.router, seed.router, admin.router, metrics.router, health.router)
+    for router in (*routers, root.router):
         app.include_router(router)
+    install_console(app)  # /console: the operations console, for admin keys
     return app

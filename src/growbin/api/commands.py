@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from growbin.api import keys
 from growbin.api.keys_records import ApiKey
+from growbin.api.quotas import overrides
 from growbin.commands.common import State
 from growbin.db.engine import make_engine, session_factory, translate_errors
 from growbin.settings import Settings, load_settings
@@ -72,6 +73,7 @@ class KeyRow:
     created_at: str | None
     last_used_at: str | None
     revoked_at: str | None
+    quotas: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, record: ApiKey) -> KeyRow:
@@ -86,6 +88,7 @@ class KeyRow:
             created_at=iso(record.created_at),
             last_used_at=iso(record.last_used_at),
             revoked_at=iso(record.revoked_at),
+            quotas=dict(record.quotas) if record.quotas else None,
         )
 
 
@@ -98,20 +101,55 @@ def apikey_create(
         list[str] | None,
         typer.Option("--scope", help="scans (default) or admin; repeatable. admin includes scans."),
     ] = None,
+    rate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rate",
+            help="This key's request rate over all routes (600/m), or one route family's "
+            "(submit=120/m; families: submit, read, events, admin); repeatable. "
+            "Default: GROWBIN_API_QUOTA_RATE and GROWBIN_API_QUOTA_FAMILY_RATES.",
+        ),
+    ] = None,
+    burst: Annotated[
+        int | None, typer.Option(help="Requests it may send back to back (default 30).")
+    ] = None,
+    in_flight: Annotated[
+        int | None,
+        typer.Option("--in-flight", help="Scans and tasks queued or running at once (30)."),
+    ] = None,
+    delayed_in_flight: Annotated[
+        int | None,
+        typer.Option("--delayed-in-flight", help="Example tasks with a delay in flight (2)."),
+    ] = None,
+    streams: Annotated[int | None, typer.Option(help="Open event streams (5).")] = None,
     fmt: FormatOption = "text",
 ) -> None:
-    """Create a key and print it once; only its HMAC is stored."""
+    """Create a key and print it once; only its HMAC is stored. Quotas: see --rate."""
     _check_format(fmt)
+    try:
+        quotas = overrides(
+            rate or (),
+            burst=burst,
+            in_flight=in_flight,
+            delayed_in_flight=delayed_in_flight,
+            streams=streams,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     settings = _settings(ctx)
     secret = keys.api_secret(settings)
     with _session(settings) as session:
-        record, key = keys.create_key(session, secret, owner=owner, name=name, scopes=scope or ())
+        record, key = keys.create_key(
+            session, secret, owner=owner, name=name, scopes=scope or (), quotas=quotas
+        )
         row = KeyRow.of(record)
     if fmt == "json":
         out.print_json(json.dumps({**asdict(row), "key": key}))
         return
+    limits = f", quotas {_quota_text(row.quotas)}" if row.quotas else ""
     out.print(
-        f"API key for {row.owner} ({row.name}, scopes {', '.join(row.scopes)}):", highlight=False
+        f"API key for {row.owner} ({row.name}, scopes {', '.join(row.scopes)}{limits}):",
+        highlight=False,
     )
     out.print(key, highlight=False, markup=False)
     err.print(
@@ -136,7 +174,16 @@ def apikey_list(
         out.print_json(json.dumps([asdict(r) for r in rows]))
         return
     table = Table(title="API keys")
-    for column in ("prefix", "owner", "name", "scopes", "created", "last used", "revoked"):
+    for column in (
+        "prefix",
+        "owner",
+        "name",
+        "scopes",
+        "quotas",
+        "created",
+        "last used",
+        "revoked",
+    ):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
@@ -144,6 +191,7 @@ def apikey_list(
             row.owner,
             row.name,
             ",".join(row.scopes),
+            _quota_text(row.quotas) if row.quotas else "default",
             (row.created_at or "-")[:19],
             (row.last_used_at or "-")[:19],
             (row.revoked_at or "-")[:19],
@@ -161,6 +209,16 @@ def apikey_revoke(
         record = keys.revoke(session, prefix)
         row = KeyRow.of(record)
     out.print(f"revoked {row.prefix} ({row.owner}, {row.name})", highlight=False)
+
+
+def _quota_text(quotas: dict[str, Any]) -> str:
+    parts = []
+    for name, value in quotas.items():
+        if name == "families":
+            parts += [f"{family}={rate}" for family, rate in dict(value).items()]
+        else:
+            parts.append(f"{name.replace('_', '-')} {value}")
+    return ", ".join(parts)
 
 
 def api_command(

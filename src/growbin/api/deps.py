@@ -1,4 +1,4 @@
-"""Dependencies: the runtime, and who is calling (API key -> owner and scopes)."""
+"""Dependencies: the runtime, who is calling (API key -> owner, scopes and quotas), metering."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from growbin.api import keys
 from growbin.api.problems import ApiError, unauthorized
+from growbin.api.quotas import KeyQuotas, family_of
 from growbin.api.runtime import ApiRuntime
 
 bearer = HTTPBearer(
@@ -35,6 +36,7 @@ class Principal:
     owner: str
     key_prefix: str
     scopes: frozenset[str]
+    quotas: KeyQuotas
 
     def allows(self, scope: str) -> bool:
         # admin keys run operations; they may submit and read their own scans too
@@ -58,16 +60,28 @@ def authenticate(
             owner=record.owner,
             key_prefix=record.prefix,
             scopes=frozenset(str(s) for s in record.scopes or ()),
+            quotas=runtime.default_quotas.overridden(record.quotas),
         )
 
 
-def require_scans(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+def metered(
+    request: Request, runtime: Runtime, principal: Annotated[Principal, Depends(authenticate)]
+) -> Principal:
+    """Charge the request to its key's rates (429 when over); the RateLimit headers are added
+    to the answer by :class:`growbin.api.quotas.RateLimitHeaders`."""
+    family = family_of(request.method, request.url.path)
+    headers = runtime.quotas.check_rate(principal.key_prefix, principal.quotas, family)
+    request.state.ratelimit = headers
+    return principal
+
+
+def require_scans(principal: Annotated[Principal, Depends(metered)]) -> Principal:
     if not principal.allows("scans"):
         raise ApiError(403, "forbidden", "this API key has no `scans` scope")
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+def require_admin(principal: Annotated[Principal, Depends(metered)]) -> Principal:
     if "admin" not in principal.scopes:
         raise ApiError(403, "forbidden", "this endpoint needs an API key with the `admin` scope")
     return principal

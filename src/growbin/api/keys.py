@@ -15,6 +15,7 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ DEFAULT_SCOPES = ("scans",)
 # empty secret everywhere else), so keys made on a laptop work without ceremony
 DEV_SECRET = b"growbin-development-api-secret-not-for-production"
 _KEY = re.compile(r"^gb_([0-9a-f]{8})_([A-Za-z0-9_-]{20,100})$")
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
+_NAME = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,100}$")  # no C0, DEL or C1 controls
 LAST_USED_EVERY = timedelta(minutes=1)  # write last_used_at at most this often per key
 
 
@@ -89,9 +90,18 @@ def _check_name(what: str, value: str) -> str:
 
 
 def create_key(
-    session: Session, secret: bytes, *, owner: str, name: str, scopes: Iterable[str] = ()
+    session: Session,
+    secret: bytes,
+    *,
+    owner: str,
+    name: str,
+    scopes: Iterable[str] = (),
+    quotas: dict[str, Any] | None = None,
 ) -> tuple[ApiKey, str]:
-    """Add a key; returns the record and the key itself (shown once, never stored)."""
+    """Add a key; returns the record and the key itself (shown once, never stored).
+
+    ``quotas``: the key's own quotas (:func:`growbin.api.quotas.overrides`); None: defaults.
+    """
     prefix, key = new_key()
     record = ApiKey(
         id=uuid.uuid4().hex,
@@ -101,6 +111,7 @@ def create_key(
         key_hash=hash_key(secret, key),
         scopes=check_scopes(scopes),
         created_at=utcnow(),
+        quotas=quotas or None,
     )
     session.add(record)
     session.flush()

@@ -24,3 +24,5 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
+    # this key's own quotas (growbin.api.quotas.KeyQuotas as a dict); NULL: the defaults
+    quotas: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON, nullable=True)

@@ -1,9 +1,10 @@
 """Readiness: can this API do its job right now? Each dependency checked, timed, explained.
 
 The checks run in parallel, each bounded by the readiness timeout. Anyone may ask; only a
-caller with an admin key gets the targets and the explanations (``detail=True``), and even
-then passwords are masked and error texts scrubbed of anything that looks like URL
-credentials.
+caller with an admin key gets the checks themselves, with their targets and explanations, and
+even then passwords are masked and error texts scrubbed of every URL credential
+(:func:`growbin.settings.mask_text`). Everyone else gets the status alone: which services sit
+behind the API, and how fast each answers, is not theirs to know.
 
 The topology check is the start check of :mod:`growbin.topology.verify`, repeated on every
 call: someone deleting a policy or adding a binding while the API runs shows here.
@@ -12,7 +13,6 @@ call: someone deleting a policy or adding a binding while the API runs shows her
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from growbin.api.runtime import ApiRuntime
 from growbin.db.engine import masked
 from growbin.errors import ServiceUnavailableError
-from growbin.settings import mask_url
+from growbin.settings import mask_text, mask_url
 from growbin.topology.broker_api import BrokerApi
 from growbin.topology.changes import Change
 from growbin.topology.model import Topology
@@ -37,11 +37,10 @@ PERSISTENCE_FIX = (
     "set `appendonly yes` (AOF) in production: without it a Redis restart loses accepted "
     "results (/result answers 404 for completed work), idempotency keys and the beat lock"
 )
-_CREDENTIALS = re.compile(r"(\w+://[^/\s:@]*:)[^@\s]*@")
 
 
 def scrub(message: str) -> str:
-    return _CREDENTIALS.sub(r"\1****@", message)[:500]
+    return mask_text(message)[:500]
 
 
 def _broker(runtime: ApiRuntime, timeout: float) -> str | None:
@@ -174,15 +173,9 @@ async def _run(
     }
 
 
-async def readiness(
-    runtime: ApiRuntime, *, detail: bool = True
-) -> tuple[bool, dict[str, dict[str, Any]]]:
-    """Whether every check passed, and each check; without ``detail`` only ok and seconds."""
+async def readiness(runtime: ApiRuntime) -> tuple[bool, dict[str, dict[str, Any]]]:
+    """Whether every check passed, and each check (for admins only: see the module doc)."""
     names = list(CHECKS)
     results = await asyncio.gather(*(_run(n, CHECKS[n], runtime) for n in names))
     checks = dict(zip(names, results, strict=True))
-    if not detail:
-        for check in checks.values():
-            check["target"] = None
-            check["detail"] = None
     return all(c["ok"] for c in checks.values()), checks

@@ -9,19 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from celery import Celery
+from celery.states import READY_STATES
+from sqlalchemy import select
 
 from growbin.api.config import ApiConfig
 from growbin.api.fetch import FetchPolicy, ImageFetcher, Resolver, system_resolver
 from growbin.api.keys import api_secret
 from growbin.api.publishing import Refusals, remember_destinations
+from growbin.api.quotas import KeyQuotas, Quotas
 from growbin.api.result_store import ResultStore, api_backend, checked_amqp
 from growbin.api.tasks import TaskRegistry
+from growbin.guard.store import GuardStore
 from growbin.runtime.celery_app import create_app
 from growbin.runtime.registry import registrars
 from growbin.scan.context import ScanContext, attach_scan_context
 from growbin.scan.images import MAX_BYTES
-from growbin.settings import Settings
+from growbin.scan.records import OPEN_STATUSES, Scan
+from growbin.settings import Settings, mask_url
 from growbin.topology.loader import LoadedTopology
 from growbin.topology.model import Topology
 from growbin.topology.vhost import bind_vhost
@@ -76,6 +82,9 @@ class ApiRuntime:
     tasks: TaskRegistry
     refusals: Refusals
     result_store: ResultStore | None
+    quotas: Quotas
+    default_quotas: KeyQuotas
+    metrics_registry: Any = None  # built on the first /metrics scrape
 
     @classmethod
     def start(
@@ -123,11 +132,35 @@ class ApiRuntime:
             tasks=TaskRegistry(scans.kv, ttl=config.task_record_ttl, store=records),
             refusals=Refusals(topology=bound.topology, env=settings.env),
             result_store=result_store,
+            quotas=_quotas(settings, config),
+            default_quotas=KeyQuotas.defaults(config),
         )
+
+    def finished(self, members: list[str]) -> set[str]:
+        """Which in-flight members (``scan:<id>``, ``task:<id>``) have finished."""
+        scans = {m.partition(":")[2]: m for m in members if m.startswith("scan:")}
+        tasks = {m.partition(":")[2]: m for m in members if m.startswith("task:")}
+        done: set[str] = set()
+        if scans:
+            with self.scans.session() as session:
+                still = set(
+                    session.scalars(
+                        select(Scan.id).where(
+                            Scan.id.in_(list(scans)), Scan.status.in_(OPEN_STATUSES)
+                        )
+                    )
+                )
+            done |= {member for ident, member in scans.items() if ident not in still}
+        for ident, member in tasks.items():
+            meta = self.celery.backend.get_task_meta(ident, cache=False)
+            if str(meta.get("status")) in READY_STATES:
+                done.add(member)
+        return done
 
     def close(self) -> None:
         self.celery.close()
         self.scans.engine.dispose()
+        self.quotas.close()
         for store in (self.result_store, self.tasks.store):
             if store is not None:
                 store.close()
@@ -148,3 +181,23 @@ def _store(settings: Settings, config: ApiConfig, url: str, role: str) -> Result
 
 def _nothing() -> None:
     pass
+
+
+def _quotas(settings: Settings, config: ApiConfig) -> Quotas:
+    """The quotas' Redis (the guards' own, with the API's short timeouts); none when off or
+    when there is no Redis (the embedded default)."""
+    store = None
+    url = settings.redis_url.get_secret_value()
+    if config.quotas and url.startswith(("redis://", "rediss://", "unix://")):
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=config.publish_connect_timeout,
+            socket_timeout=config.publish_confirm_timeout,
+        )
+        store = GuardStore(client, prefix=settings.guard_prefix, url=mask_url(url))
+    return Quotas(
+        store,
+        in_flight_ttl=config.quota_in_flight_ttl,
+        stream_ttl=config.sse_max_seconds + 60,
+    )

@@ -11,7 +11,9 @@ from growbin.scan.views import ScanResult as ScanResult
 from growbin.scan.views import ScanView as ScanView
 from growbin.scan.views import StepState as StepState
 
-NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"  # PostgreSQL text cannot hold NUL; logs should not hold ESC
+# PostgreSQL text cannot hold NUL; logs should not hold ESC, nor its one-character C1 forms
+# (U+009B is CSI: a terminal reads it as ESC [)
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 
 class ErrorBody(BaseModel):
@@ -151,7 +153,9 @@ class Check(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
-    checks: dict[str, Check]
+    checks: dict[str, Check] | None = Field(
+        default=None, description="each dependency's check: only for an admin key"
+    )
 
 
 class Liveness(BaseModel):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from celery import Celery, chain, group
 
@@ -25,6 +25,9 @@ from growbin.api.result_store import ResultStore, ResultStoreUnavailableError, S
 from growbin.errors import ServiceUnavailableError
 from growbin.runtime.kv import KeyValue
 
+# the longest an example task may sleep (growbin.jobs.demo clamps to the same): a sleeping task
+# holds a worker slot that other keys' tasks need
+MAX_DELAY = 5.0
 ADD = "growbin.demo.add"
 MULTIPLY = "growbin.demo.multiply"
 SUM_MULTIPLY = "growbin.demo.sum_multiply"
@@ -85,6 +88,15 @@ class Submitted:
     child_ids: tuple[str, ...] = ()
 
 
+class Releasable(Protocol):
+    def release(self) -> None: ...
+
+
+# Takes a quota slot for each task id before anything is published (raising when the key has
+# too many in flight); the slots are given back when the broker refuses.
+Gate = Callable[[Sequence[str]], Releasable]
+
+
 def _publish(
     registry: TaskRegistry,
     refusals: Refusals,
@@ -92,14 +104,21 @@ def _publish(
     ids: Sequence[str],
     send: Callable[[], Any],
     group_id: str | None = None,
+    gate: Gate | None = None,
 ) -> None:
-    with refusals.guard():
-        registry.record(owner, ids, group_id)
+    hold = gate(ids) if gate is not None else None
     try:
         with refusals.guard():
-            send()
+            registry.record(owner, ids, group_id)
+        try:
+            with refusals.guard():
+                send()
+        except Exception:
+            registry.forget(ids, group_id)
+            raise
     except Exception:
-        registry.forget(ids, group_id)
+        if hold is not None:
+            hold.release()
         raise
 
 
@@ -111,15 +130,17 @@ def submit_add(
     b: float,
     delay: float = 0.0,
     refusals: Refusals = NO_TOPOLOGY,
+    gate: Gate | None = None,
 ) -> Submitted:
     task_id = str(uuid.uuid4())
-    kwargs = {"delay": delay} if delay else {}
+    kwargs = {"delay": min(delay, MAX_DELAY)} if delay else {}
     _publish(
         registry,
         refusals,
         owner,
         [task_id],
         lambda: app.send_task(ADD, args=(a, b), kwargs=kwargs, task_id=task_id),
+        gate=gate,
     )
     return Submitted(task_id)
 
@@ -131,12 +152,13 @@ def submit_chain(
     a: float,
     b: float,
     refusals: Refusals = NO_TOPOLOGY,
+    gate: Gate | None = None,
 ) -> Submitted:
     """add(a, b), then the sum times each of a and b; the chain's id is its last task's."""
     flow = chain(app.signature(ADD, args=(a, b)), app.signature(SUM_MULTIPLY, args=(a, b)))
     last = flow.freeze()  # ids are fixed now, so they can be recorded before publishing
     ids = [str(last.parent.id), str(last.id)]
-    _publish(registry, refusals, owner, ids, flow.apply_async)
+    _publish(registry, refusals, owner, ids, flow.apply_async, gate=gate)
     return Submitted(str(last.id), tuple(ids))
 
 
@@ -147,6 +169,7 @@ def submit_group(
     a: float,
     b: float,
     refusals: Refusals = NO_TOPOLOGY,
+    gate: Gate | None = None,
 ) -> Submitted:
     """add(a, b) and multiply(a, b) in parallel; the group is saved so it can be read back."""
     flow = group(app.signature(ADD, args=(a, b)), app.signature(MULTIPLY, args=(a, b)))
@@ -157,7 +180,7 @@ def submit_group(
         result = flow.apply_async()
         result.save()  # GroupResult meta is not stored by Celery on its own (seed 003)
 
-    _publish(registry, refusals, owner, children, send, group_id=str(frozen.id))
+    _publish(registry, refusals, owner, children, send, group_id=str(frozen.id), gate=gate)
     return Submitted(str(frozen.id), tuple(children))
 
 

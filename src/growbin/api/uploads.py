@@ -14,7 +14,7 @@ from growbin.api.fetch import ImageFetcher
 from growbin.api.problems import ApiError
 from growbin.api.schemas import ScanUrlRequest
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
 MAX_HINT = 100
 
 # the request body for the OpenAPI document: FastAPI cannot declare two content types itself

@@ -1,4 +1,5 @@
-"""External calls on the API queue: nearby recycling points (Kakao Local) and OAuth checks.
+"""External calls on the API queue: nearby recycling points (Kakao Local), OAuth checks and
+any other HTTP API (``external_call``, seed 000's ``external.call``).
 
 Provider errors come already sorted (see :mod:`growbin.scan.providers.errors`): a 5xx, a 429 or
 a timeout is transient and retried by the task base; a 4xx, an invalid token or bad arguments
@@ -9,14 +10,21 @@ Access tokens: Celery copies a task's arguments into the broker message, the res
 token itself: :func:`submit_oauth_verify` keeps it in the key-value store for a few minutes and
 sends only a reference. A raw ``access_token`` still works, and is redacted from dead letters,
 but the broker message and the result backend keep it.
+
+Logs: Celery writes a task's arguments when it is received and when it fails, and its return
+value when it succeeds, at INFO. For ``oauth_verify`` those are a token and a person's e-mail
+address: :class:`RedactOAuthLogs`, on Celery's loggers, replaces them before any handler sees
+the record (at every level, text and JSON alike).
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import httpx
 from celery import Celery
 from celery.result import AsyncResult
 
@@ -24,17 +32,49 @@ from growbin.errors import FatalTaskError
 from growbin.runtime.kv import KeyValue
 from growbin.runtime.task_base import GrowbinTask, settings_of
 from growbin.scan.context import scan_context
+from growbin.scan.providers.http import send
 from growbin.scan.providers.kakao_map import KakaoLocalClient, OfflineBinFinder, PlaceSearch
 from growbin.scan.providers.oauth import OAuthVerifier
 from growbin.settings import Settings
 
 MAP_SEARCH = "growbin.jobs.map_search"
+EXTERNAL_CALL = "growbin.jobs.external_call"
+CALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+CALL_MAX_TIMEOUT = 30.0  # below every preset's hard time limit on the external lane
+CALL_MAX_BODY = 64 * 1024  # characters of the answer kept in the result
 OAUTH_VERIFY = "growbin.jobs.oauth_verify"
 DEFAULT_MAP_QUERY = "재활용 수거함"
 TOKEN_REF_PREFIX = "growbin:oauth:token:"  # noqa: S105 - a key prefix, not a secret
 # A reference only has to outlive its message, and q.api drops messages after 300 s.
 TOKEN_REF_TTL = 300.0
 REDACTED = "[redacted]"
+# the loggers through which Celery writes a task's arguments and return value
+CELERY_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.worker.request")
+_PERSONAL = ("args", "kwargs", "return_value")
+
+
+class RedactOAuthLogs(logging.Filter):
+    """Redacts oauth_verify's arguments (a token) and return value (an e-mail address)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, Mapping) and record.args.get("name") == OAUTH_VERIFY:
+            record.args = _redacted(record.args)
+        data = getattr(record, "data", None)
+        if isinstance(data, Mapping) and data.get("name") == OAUTH_VERIFY:
+            record.data = _redacted(data)
+        return True
+
+
+def _redacted(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: REDACTED if k in _PERSONAL else v for k, v in fields.items()}
+
+
+def install_log_redaction() -> None:
+    """Put :class:`RedactOAuthLogs` on Celery's task loggers, once per process."""
+    for name in CELERY_TASK_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactOAuthLogs) for f in logger.filters):
+            logger.addFilter(RedactOAuthLogs())
 
 
 def search_nearby(
@@ -102,6 +142,51 @@ def _redact(args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
     return args, kwargs
 
 
+def call_external(
+    url: str,
+    *,
+    method: str = "GET",
+    json: Any = None,
+    timeout: float = 10.0,
+    idempotency_key: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> dict[str, Any]:
+    """One HTTP call; its answer as {status, url, json | text}. Errors sorted as a provider's.
+
+    5xx, 429, timeouts and refused connections are transient (retried); another 4xx, a bad
+    URL or bad arguments are fatal. No headers are taken from the caller: a task's arguments
+    are copied into the broker, the result backend and dead letters, so credentials do not
+    belong there. Delivery is at least once, so a call may repeat: make it idempotent, or pass
+    ``idempotency_key`` (sent as ``Idempotency-Key``) to an API that honours one.
+    """
+    verb = str(method).upper()
+    if verb not in CALL_METHODS:
+        raise FatalTaskError(f"external_call: method {method!r}: use one of {CALL_METHODS}")
+    parsed = httpx.URL(str(url))
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise FatalTaskError(f"external_call: url {url!r}: give an absolute http(s) URL")
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        raise FatalTaskError(f"external_call: timeout={timeout!r} is not a number") from None
+    if not 0 < seconds <= CALL_MAX_TIMEOUT:
+        raise FatalTaskError(
+            f"external_call: timeout={timeout!r}: give 0 < timeout <= {CALL_MAX_TIMEOUT:g} s"
+        )
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    with httpx.Client(timeout=seconds, transport=transport, follow_redirects=False) as client:
+        response = send(client, verb, str(parsed), provider=parsed.host, json=json, headers=headers)
+    answer: dict[str, Any] = {"status": response.status_code, "url": str(response.request.url)}
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            answer["json"] = response.json()
+            return answer
+        except ValueError:
+            pass
+    answer["text"] = response.text[:CALL_MAX_BODY]
+    return answer
+
+
 class OAuthVerifyTask(GrowbinTask):
     """Dead letters are archived in PostgreSQL with their arguments: a raw token must not be."""
 
@@ -111,6 +196,8 @@ class OAuthVerifyTask(GrowbinTask):
 
 
 def register(app: Celery) -> None:
+    install_log_redaction()
+
     @app.task(name=MAP_SEARCH, shared=False)  # type: ignore[untyped-decorator]
     def map_search(
         x: float, y: float, radius: int = 2000, query: str = DEFAULT_MAP_QUERY
@@ -133,6 +220,19 @@ def register(app: Celery) -> None:
             "total_count": found.meta.total_count,
             "places": [place.model_dump() for place in found.documents],
         }
+
+    @app.task(name=EXTERNAL_CALL, shared=False)  # type: ignore[untyped-decorator]
+    def external_call(
+        url: str,
+        method: str = "GET",
+        json: Any = None,
+        timeout: float = 10.0,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Call another HTTP API from the isolated external lane (see :func:`call_external`)."""
+        return call_external(
+            url, method=method, json=json, timeout=timeout, idempotency_key=idempotency_key
+        )
 
     @app.task(name=OAUTH_VERIFY, base=OAuthVerifyTask, shared=False)  # type: ignore[untyped-decorator]
     def oauth_verify(

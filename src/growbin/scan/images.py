@@ -1,11 +1,15 @@
 """Image intake: refuse what is not a sane photo, then normalise it for the vision model.
 
-The checks run cheapest first: byte size, magic bytes, then the dimensions in the header, and
-only then are pixels decoded. The header is read with the format's own Pillow plugin class
-rather than ``Image.open``: ``Image.open`` runs Pillow's process-wide decompression-bomb check,
-which only raises above twice ``Image.MAX_IMAGE_PIXELS`` (and merely warns below it), and
-changing that global would change it for every other user of Pillow in the worker. Our own
-limits are checked on the header's width and height before any pixel is decoded.
+The checks run cheapest first: byte size, magic bytes, then the dimensions in the header and
+the file's structure. That is all the API does (:func:`validate_image`, :func:`accept_image`):
+decoding 40 megapixels costs a second and hundreds of megabytes, so pixels are decoded once,
+in the worker (:func:`preprocess`), never in the request path.
+
+The header is read with the format's own Pillow plugin class rather than ``Image.open``:
+``Image.open`` runs Pillow's process-wide decompression-bomb check, which only raises above
+twice ``Image.MAX_IMAGE_PIXELS`` (and merely warns below it), and changing that global would
+change it for every other user of Pillow in the worker. Our own limits are checked on the
+header's width and height before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from enum import StrEnum
+from struct import error as struct_error
 
 import imagehash
 from PIL import (
@@ -29,6 +34,7 @@ from PIL import (
 )
 
 from growbin.errors import ConfigError, GrowbinError
+from growbin.scan import originals
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
@@ -134,12 +140,34 @@ def validate_image(
     max_pixels: int = MAX_PIXELS,
     max_side: int = MAX_SIDE,
 ) -> ImageInfo:
-    """Check an upload fully (header, dimensions, a complete decode) or raise ImageRejected."""
+    """Check an upload (size, format, header, dimensions, a complete structure) without
+    decoding its pixels, or raise ImageRejected."""
+    return accept_image(
+        data, filename=filename, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side
+    )[0]
+
+
+def accept_image(
+    data: bytes,
+    *,
+    filename: str | None = None,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    max_side: int = MAX_SIDE,
+) -> tuple[ImageInfo, bytes]:
+    """:func:`validate_image`, and the original to store: without metadata (GPS, camera,
+    comments) and without anything appended after the image (see :mod:`.originals`)."""
     info, image = _open_checked(data, filename, max_bytes, max_pixels, max_side)
-    # The cheapest complete decode: JPEG can decode at 1/8 scale and still reads every byte.
-    image.draft("RGB", (1, 1))
-    _decode(image, info, filename)
-    return info
+    orientation = _orientation(image)
+    try:
+        stripped = originals.strip(data, info.format, orientation)
+    except originals.StructureError as exc:
+        raise _decode_error(
+            EOFError(str(exc)) if exc.kind == "truncated" else ValueError(str(exc)),
+            info.format,
+            filename,
+        ) from None
+    return info, stripped
 
 
 def preprocess(
@@ -181,6 +209,19 @@ def preprocess(
     )
 
 
+def _orientation(image: ImageFile.ImageFile) -> int:
+    """The EXIF orientation from the header's raw EXIF; ``getexif()`` would decode a PNG."""
+    raw = image.info.get("exif")
+    if not isinstance(raw, bytes) or not raw:
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+        return int(exif.get(originals.ORIENTATION, 1))
+    except (SyntaxError, OSError, ValueError, TypeError, KeyError, struct_error):
+        return 1  # unreadable EXIF: nothing of it is kept anyway
+
+
 def fit_within(size: tuple[int, int], box: int) -> tuple[int, int]:
     """The largest size with the same aspect ratio inside ``box`` x ``box``; never upscaled."""
     width, height = size
@@ -203,8 +244,9 @@ def _open_checked(
     if len(data) > max_bytes:
         raise ImageRejected(
             RejectCode.TOO_LARGE,
-            f"{name} is {len(data) / 1_048_576:.1f} MiB; the limit is "
-            f"{max_bytes / 1_048_576:.1f} MiB: send a smaller or more compressed photo",
+            f"{name} is {len(data):,} bytes ({len(data) / 1_048_576:.2f} MiB), "
+            f"{len(data) - max_bytes:,} bytes over the limit of {max_bytes:,} bytes "
+            f"({max_bytes / 1_048_576:g} MiB): send a smaller or more compressed photo",
         )
     if not data:
         raise ImageRejected(

@@ -1,13 +1,17 @@
 """Accepting a scan: check the image, keep it, record the scan, and hand the chain to the broker.
 
-A bad image is refused here, before anything is queued. A scan is "accepted" only once the
-broker has confirmed the chain's first message; if the broker refuses (overflow, outage, no
-confirm), the row is marked refused and the caller gets :class:`ScanRefusedError`.
+A bad image is refused here, before anything is queued, from its header and structure alone:
+no pixel is decoded in the request path (the worker decodes it once). What is stored is the
+original stripped of metadata and trailing data (:mod:`growbin.scan.originals`). A scan is
+"accepted" only once the broker has confirmed the chain's first message; if the broker refuses
+(overflow, outage, no confirm), the row is marked refused, the stored original is deleted, and
+the caller gets :class:`ScanRefusedError`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -16,10 +20,12 @@ from celery import Celery
 from growbin.errors import GrowbinError
 from growbin.scan import records
 from growbin.scan.context import ScanContext
-from growbin.scan.images import validate_image
+from growbin.scan.images import accept_image
 from growbin.scan.pipeline import scan_chain
 from growbin.scan.records import Scan, ScanStatus
 from growbin.scan.storage import make_key
+
+log = logging.getLogger(__name__)
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 
@@ -50,12 +56,16 @@ def submit_scan(
     filename: str | None = None,
     hint: str | None = None,
     owner: str = "anonymous",
+    scan_id: str | None = None,
 ) -> Accepted:
-    """Validate, store and queue one photo. Raises ImageRejected or ScanRefusedError."""
-    info = validate_image(data, filename=filename)
-    scan_id = uuid.uuid4().hex
+    """Validate, store and queue one photo. Raises ImageRejected or ScanRefusedError.
+
+    ``scan_id``: the id to give the scan (the API takes a quota slot under it first).
+    """
+    info, stored = accept_image(data, filename=filename)
+    scan_id = scan_id or uuid.uuid4().hex
     raw_key = make_key("scans", scan_id, f"raw.{EXTENSIONS.get(info.format, 'bin')}")
-    ctx.store.put(raw_key, data, info.content_type)
+    ctx.store.put(raw_key, stored, info.content_type)
     with ctx.session() as session:
         session.add(
             Scan(
@@ -74,6 +84,8 @@ def submit_scan(
         result = scan_chain(app, scan_id).apply_async()
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
+        # nothing runs for a refused scan: its photo must not wait for retention cleanup
+        _forget_original(ctx, raw_key)
         with ctx.session() as session:
             scan = records.get(session, scan_id)
             if scan is not None:
@@ -81,3 +93,10 @@ def submit_scan(
                 scan.error = f"not accepted: {reason}"
         raise ScanRefusedError(scan_id, reason) from exc
     return Accepted(scan_id=scan_id, task_id=str(result.id))
+
+
+def _forget_original(ctx: ScanContext, raw_key: str) -> None:
+    try:
+        ctx.store.delete(raw_key)
+    except Exception as exc:  # the scan is refused all the same; retention cleanup remains
+        log.warning("could not delete the refused scan's original %s: %s", raw_key, exc)

@@ -29,6 +29,7 @@ from growbin.topology import loader
 from growbin.topology.plan import apply
 
 TASK_MODULES = "tests.integration.tasks"
+ROOMY_QUOTAS = {"quota_rate": "6000/m", "quota_burst": 300, "quota_family_rates": ""}
 API_SECRET = "integration-test-api-secret"
 
 
@@ -128,6 +129,9 @@ def start_api(service_env, database_url, tmp_path) -> Iterator[Any]:
             sse_heartbeat=1.0,
             fetch_allowed_hosts=("127.0.0.1",),
             fetch_trusted_networks=("127.0.0.1/32",),
+            # quotas on (every test goes through them), but roomy enough for tests that poll;
+            # test_quotas.py tests the limits themselves
+            **ROOMY_QUOTAS,
         )
         server = ServerThread(create_api(settings, loaded, config=config, resolver=no_dns))
         server.start()

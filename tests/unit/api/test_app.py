@@ -44,8 +44,10 @@ def test_every_endpoint_is_documented_with_its_tag(spec):
         ("GET", "/v1/admin/dlq"),
         ("GET", "/v1/admin/dlq/{dead_letter_id}"),
         ("POST", "/v1/admin/dlq/replay"),
+        ("GET", "/metrics"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
+        ("GET", "/"),
     }
     assert all(op.get("tags") for op in operations.values())
 
@@ -55,7 +57,7 @@ def test_the_bearer_key_scheme_is_declared_and_required_outside_health(spec):
     for path, item in spec["paths"].items():
         for op in item.values():
             secured = any("ApiKey" in s for s in op.get("security", []))
-            assert secured == (path not in ("/healthz", "/readyz")), path
+            assert secured == (path not in ("/", "/healthz", "/readyz")), path
 
 
 def test_a_scan_is_submitted_as_multipart_or_json_and_refusals_are_documented(spec):
@@ -90,7 +92,7 @@ def test_growbin_api_variables_change_the_running_apis_behaviour(monkeypatch):
     )
 
     assert too_big.status_code == 413
-    assert "2048" in too_big.text
+    assert "2,048 bytes" in too_big.text
     assert preflight.headers["access-control-allow-origin"] == "https://app.example"
 
 

@@ -141,3 +141,18 @@ def test_submitting_a_check_sends_a_reference_never_the_token(kakao_app, monkeyp
     assert name == OAUTH
     assert DEFAULT_USER_TOKEN not in repr(options)
     assert kakao_app.tasks[OAUTH](**options["kwargs"])["subject"] == "4242"
+
+
+def test_oauth_verify_logs_neither_the_email_nor_the_token_at_any_level(kakao_app, caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        done = kakao_app.tasks[OAUTH].apply(args=(DEFAULT_USER_TOKEN,))
+        refused = kakao_app.tasks[OAUTH].apply(kwargs={"access_token": "bad-token-0123456789ab"})
+
+    assert done.get()["email"] == "user@example.com"  # the result keeps it, for the caller
+    assert refused.failed()
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert any("oauth_verify" in record.getMessage() for record in caplog.records), text
+    for secret in ("user@example.com", DEFAULT_USER_TOKEN, "bad-token-0123456789ab"):
+        assert secret not in text, secret

@@ -77,7 +77,8 @@ def test_sixty_megabytes_are_refused_by_size_before_anything_reads_them(no_decod
     data = b"\xff\xd8\xff\xe0" + bytes(60 * 1024 * 1024)
     error = rejected(data, filename="huge.jpg")
     assert error.code == RejectCode.TOO_LARGE
-    assert "60.0 MiB" in str(error) and "10.0 MiB" in str(error)
+    assert "60.00 MiB" in str(error) and "(10 MiB)" in str(error)
+    assert f"{50 * 1024 * 1024 + 4:,} bytes over" in str(error)
 
 
 def test_a_text_file_named_photo_jpg_is_refused_as_not_an_image():
@@ -147,8 +148,9 @@ def test_a_png_with_a_damaged_chunk_is_refused_as_corrupt():
 
 def test_pillows_load_truncated_images_flag_is_refused_loudly(monkeypatch):
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    # the worker's decode is where it would pad a cut-off photo with grey
     with pytest.raises(ConfigError, match="LOAD_TRUNCATED_IMAGES"):
-        validate_image(photo())
+        preprocess(photo())
 
 
 @pytest.mark.parametrize("with_icc", [True, False], ids=["with an icc profile", "without"])
@@ -263,3 +265,73 @@ def test_the_phash_is_close_for_a_resized_copy_and_far_for_another_item():
     other = imagehash.hex_to_hash(preprocess(sample_bytes("glass_bottle.jpg")).phash)
     assert a - b <= 4
     assert a - other >= 16
+
+
+def test_validation_reads_the_header_and_structure_and_never_decodes_pixels(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("pixels decoded in the request path")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", boom)
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        info = validate_image(photo((640, 480), fmt=fmt))
+        assert (info.width, info.height) == (640, 480)
+    # a cut-off JPEG is still refused, by its missing end-of-image marker
+    data = photo((640, 480), quality=95)
+    assert rejected(data[: len(data) * 2 // 3]).code == RejectCode.TRUNCATED
+
+
+def gps_exif(orientation: int = 1) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8825)[2] = (37.0, 33.0, 59.0)  # GPSLatitude
+    return exif
+
+
+def zip_tail() -> bytes:
+    return b"PK\x03\x04" + b"secret-archive-contents" * 10 + b"PK\x05\x06" + bytes(18)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_the_stored_original_loses_gps_exif_comments_and_appended_data_but_not_its_pixels(fmt):
+    extra = {"comment": b"secret comment"} if fmt == "JPEG" else {}
+    if fmt == "PNG":
+        from PIL import PngImagePlugin
+
+        text = PngImagePlugin.PngInfo()
+        text.add_text("Comment", "secret comment")
+        extra = {"pnginfo": text}
+    data = photo((320, 240), fmt=fmt, exif=gps_exif(), **extra) + zip_tail()
+    assert b"SecretCam" in data
+
+    info, stored = images.accept_image(data)
+
+    assert info.format == fmt.lower().replace("jpeg", "jpeg")
+    for secret in (b"SecretCam", b"secret comment", b"secret-archive", b"PK\x03\x04"):
+        assert secret not in stored, (fmt, secret)
+    assert len(stored) < len(data)
+    # the pixels are the same, byte for byte once decoded
+    original = Image.open(io.BytesIO(data)).convert("RGB")
+    kept = Image.open(io.BytesIO(stored))
+    assert not kept.getexif().get_ifd(0x8825)
+    assert kept.convert("RGB").tobytes() == original.tobytes()
+    assert validate_image(stored) == images.ImageInfo(info.format, 320, 240, len(stored))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_the_stored_original_keeps_its_orientation_and_nothing_else_of_its_exif(fmt):
+    data = photo((320, 240), fmt=fmt, exif=gps_exif(orientation=6))
+    _, stored = images.accept_image(data)
+    exif = Image.open(io.BytesIO(stored)).getexif()
+    assert dict(exif) == {0x0112: 6}
+    # the worker turns it upright exactly as it would have from the original
+    assert preprocess(stored).phash == preprocess(data).phash
+    assert (preprocess(stored).width, preprocess(stored).height) == (240, 320)
+
+
+def test_the_stored_original_of_a_jpeg_keeps_its_icc_profile():
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = photo(fmt="JPEG", icc_profile=srgb, exif=gps_exif())
+    _, stored = images.accept_image(data)
+    assert Image.open(io.BytesIO(stored)).info.get("icc_profile") == srgb
+    assert b"SecretCam" not in stored

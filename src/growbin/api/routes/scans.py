@@ -6,13 +6,15 @@ A scan that belongs to another key's owner answers exactly like one that does no
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from growbin.api.deps import Runtime, ScansUser
+from growbin.api.deps import Principal, Runtime, ScansUser
 from growbin.api.events import scan_events
 from growbin.api.problems import not_found
 from growbin.api.runtime import ApiRuntime
@@ -29,6 +31,11 @@ ScanId = Annotated[
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no, malformed, unknown or revoked API key"},
     403: {"model": ErrorBody, "description": "the key lacks the `scans` scope"},
+    429: {
+        "model": ErrorBody,
+        "description": "over a quota of this key (rate, scans in flight, open streams): "
+        "see Retry-After and the RateLimit headers",
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "no such scan for this key's owner"}
@@ -44,16 +51,38 @@ def _own_scan(runtime: ApiRuntime, scan_id: str, owner: str) -> dict[str, Any] |
 
 
 def _submit(
-    runtime: ApiRuntime, data: bytes, filename: str | None, hint: str | None, owner: str
+    runtime: ApiRuntime, data: bytes, filename: str | None, hint: str | None, user: Principal
 ) -> Accepted:
-    """Submit in this (worker) thread, which alone knows where a refused message went."""
+    """Submit in this (worker) thread, which alone knows where a refused message went.
+
+    The scan takes one of its key's in-flight slots first (429 when they are all taken: nothing
+    is stored or queued); a scan that is not accepted gives its slot back.
+    """
+    scan_id = uuid.uuid4().hex
+    hold = runtime.quotas.hold_tasks(
+        user.key_prefix,
+        user.quotas,
+        [f"scan:{scan_id}"],
+        runtime.finished,
+        retry_after=runtime.config.retry_after,
+    )
     try:
         return submit_scan(
-            runtime.celery, runtime.scans, data, filename=filename, hint=hint, owner=owner
+            runtime.celery,
+            runtime.scans,
+            data,
+            filename=filename,
+            hint=hint,
+            owner=user.owner,
+            scan_id=scan_id,
         )
     except ScanRefusedError as exc:
+        hold.release()
         cause = exc.__cause__ or exc
         raise runtime.refusals.explain(cause, scan_id=exc.scan_id) from exc
+    except BaseException:
+        hold.release()
+        raise
 
 
 @router.post(
@@ -83,7 +112,7 @@ async def create_scan(request: Request, user: ScansUser, runtime: Runtime) -> Sc
         upload.data,
         upload.filename,
         upload.hint,
-        user.owner,
+        user,
     )
     status_url = request.app.url_path_for("get_scan", scan_id=accepted.scan_id)
     events_url = request.app.url_path_for("scan_events", scan_id=accepted.scan_id)
@@ -151,14 +180,26 @@ async def scan_events_stream(
         return await run_in_threadpool(_own_scan, runtime, scan_id, owner)
 
     config = runtime.config
-    stream = scan_events(
-        load,
-        poll=config.sse_poll_interval,
-        heartbeat=config.sse_heartbeat,
-        max_seconds=config.sse_max_seconds,
+    hold = await run_in_threadpool(
+        runtime.quotas.open_stream, user.key_prefix, user.quotas, config.retry_after
     )
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            async for chunk in scan_events(
+                load,
+                poll=config.sse_poll_interval,
+                heartbeat=config.sse_heartbeat,
+                max_seconds=config.sse_max_seconds,
+            ):
+                yield chunk
+        finally:
+            # synchronous (one quick Redis command): an await here could be cancelled with the
+            # stream, and the slot would stay taken until it expires
+            hold.release()
+
     return StreamingResponse(
-        stream,
+        stream(),
         media_type="text/event-stream",
         # no caching, and no buffering by a reverse proxy (nginx honours X-Accel-Buffering)
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -7,6 +7,7 @@ Numbers not given are drawn at random (1..100), as in the seed.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from growbin.api import tasks
-from growbin.api.deps import Runtime, ScansUser
+from growbin.api.deps import Principal, Runtime, ScansUser
 from growbin.api.problems import ApiError, lost_by_store, not_found
 from growbin.api.runtime import ApiRuntime
 from growbin.api.schemas import (
@@ -35,6 +36,11 @@ Number = Annotated[
 TaskId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$")]
 SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no, malformed, unknown or revoked API key"},
+    429: {
+        "model": ErrorBody,
+        "description": "over a quota of this key (rate, tasks in flight): nothing was queued; "
+        "see Retry-After and the RateLimit headers",
+    },
     503: {
         "model": RefusedBody,
         "description": "not accepted (the broker refused it, or Redis is down): nothing was queued",
@@ -50,6 +56,22 @@ RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     500: {"model": TaskResult, "description": "the task failed (`error` says how)"},
 }
+
+
+def _gate(runtime: ApiRuntime, user: Principal, *, delayed: bool = False) -> tasks.Gate:
+    """A quota slot per task id (429 when the key has too many in flight)."""
+
+    def admit(ids: Sequence[str]) -> tasks.Releasable:
+        return runtime.quotas.hold_tasks(
+            user.key_prefix,
+            user.quotas,
+            [f"task:{i}" for i in ids],
+            runtime.finished,
+            delayed=delayed,
+            retry_after=runtime.config.retry_after,
+        )
+
+    return admit
 
 
 def _unknown(runtime: ApiRuntime, what: str) -> ApiError:
@@ -70,12 +92,26 @@ def solo_add(
     runtime: Runtime,
     a: Number = None,
     b: Number = None,
-    delay: Annotated[float, Query(ge=0, le=30, description="seconds the task sleeps")] = 0.0,
+    delay: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=tasks.MAX_DELAY,
+            description="seconds the task sleeps (a key has few such tasks in flight at once)",
+        ),
+    ] = 0.0,
 ) -> TaskSubmitted:
-    """One task: a + b (the seed's add sleeps 20 s; choose the delay here)."""
+    """One task: a + b (the seed's add sleeps 20 s; choose a delay of up to 5 s here)."""
     x, y = _pick(a), _pick(b)
     sent = tasks.submit_add(
-        runtime.celery, runtime.tasks, user.owner, x, y, delay, runtime.refusals
+        runtime.celery,
+        runtime.tasks,
+        user.owner,
+        x,
+        y,
+        delay,
+        runtime.refusals,
+        gate=_gate(runtime, user, delayed=delay > 0),
     )
     return TaskSubmitted(
         message=f"FastAPI : a={x}, b={y} Published to the queue",
@@ -90,7 +126,9 @@ def solo_chain(
 ) -> TaskSubmitted:
     """A chain: add(a, b), then the sum times each of a and b. Its id is the last task's."""
     x, y = _pick(a), _pick(b)
-    sent = tasks.submit_chain(runtime.celery, runtime.tasks, user.owner, x, y, runtime.refusals)
+    sent = tasks.submit_chain(
+        runtime.celery, runtime.tasks, user.owner, x, y, runtime.refusals, gate=_gate(runtime, user)
+    )
     return TaskSubmitted(
         message=f"Chain task submitted : a = {x}, b = {y}",
         task_id=sent.task_id,
@@ -104,7 +142,9 @@ def solo_group(
 ) -> GroupSubmitted:
     """A group: add(a, b) and multiply(a, b) in parallel, saved so its result can be read."""
     x, y = _pick(a), _pick(b)
-    sent = tasks.submit_group(runtime.celery, runtime.tasks, user.owner, x, y, runtime.refusals)
+    sent = tasks.submit_group(
+        runtime.celery, runtime.tasks, user.owner, x, y, runtime.refusals, gate=_gate(runtime, user)
+    )
     return GroupSubmitted(
         message=f"Group task submitted : a = {x}, b = {y}",
         group_id=sent.task_id,

@@ -15,6 +15,7 @@ KNOWN_REASONS = (*(r.value for r in DeathReason), UNROUTABLE_REASON, UNKNOWN_REA
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_AGE = timedelta(days=36500)
 
 
 def parse_age(text: str) -> timedelta:
@@ -26,7 +27,17 @@ def parse_age(text: str) -> timedelta:
             "(s, m, h, d or w), e.g. 30m, 2h, 1d"
         )
     number, unit = match.groups()
-    return timedelta(**{_UNITS[unit.lower()]: float(number)})
+    try:
+        age = timedelta(**{_UNITS[unit.lower()]: float(number)})
+    except OverflowError:
+        age = MAX_AGE * 2
+    # an age beyond any dead letter's would overflow the date it is subtracted from
+    if age > MAX_AGE:
+        raise DeadLetterError(
+            f"age {text!r} is longer than {MAX_AGE.days} days: give at most {MAX_AGE.days}d "
+            "(older than that there is nothing)"
+        )
+    return age
 
 
 def parse_state(text: str) -> DeadLetterState:
