@@ -8,6 +8,7 @@ import os
 import uuid
 
 import pytest
+from tests.integration.services import PrivateRedis, ServiceBinaryMissingError, TempPostgres
 
 from growbin.errors import BrokerApiError, ServiceUnavailableError
 from growbin.settings import DEFAULT_RABBITMQ_API_URL
@@ -137,3 +138,31 @@ def database_url():
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def private_redis():
+    """`redis-server` on a free port, started, without persistence (a kill empties it)."""
+    try:
+        server = PrivateRedis()
+    except ServiceBinaryMissingError as exc:
+        service_missing(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def private_postgres():
+    """A fresh PostgreSQL cluster (initdb) on a free port, started, with no schema yet."""
+    try:
+        cluster = TempPostgres.create()
+    except ServiceBinaryMissingError as exc:
+        service_missing(str(exc))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()

@@ -15,8 +15,6 @@ import redis
 from kombu import Connection
 from pydantic import SecretStr
 from sqlalchemy import text
-from tests.integration.conftest import service_missing
-from tests.integration.services import PrivateRedis, ServiceBinaryMissingError, TempPostgres
 
 from growbin.db.engine import make_engine, session_factory, translate_errors
 from growbin.errors import ServiceUnavailableError
@@ -35,32 +33,6 @@ pytestmark = pytest.mark.integration
 
 TOPOLOGY = "tests/fixtures/topologies/outages.yaml"
 TASK_MODULES = "tests.integration.runtime.outage_tasks"
-
-
-@pytest.fixture
-def private_redis():
-    try:
-        server = PrivateRedis()
-    except ServiceBinaryMissingError as exc:
-        service_missing(str(exc))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def private_postgres():
-    try:
-        cluster = TempPostgres.create()
-    except ServiceBinaryMissingError as exc:
-        service_missing(str(exc))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.close()
 
 
 @pytest.fixture
