@@ -85,8 +85,9 @@ def stall_bound(topology: Topology, settings: Settings) -> float | None:
 
     The longest step (see :func:`step_bound`) plus :data:`STALL_GRACE`. With the presets:
     production 2,820 s (every step on q.ai: 4 x (300 s TTL + 120 s time limit) + 3 x 60 s
-    backoff + 900 s of deferral, + 60), pipeline 2,760 s (classify on vision_analysis:
-    4 x (300 + 60) + 3 x 120 + 900 + 60), slo 3,000 s (classify on q.external:
+    backoff + 900 s of deferral, + 60), pipeline 4,650 s (preprocess on user_input:
+    4 x (600 s TTL + 300 s time limit) + 3 x 30 s (the breaker's reset, longer than the 20 s
+    backoff) + 900 + 60), slo 3,000 s (classify on q.external:
     4 x (300 + 120) + 3 x 120 + 900 + 60). None if any step has no bound.
     """
     bounds = [step_bound(topology, TASKS[step], settings.guard_max_defer) for step in STEPS]

@@ -9,7 +9,7 @@ from growbin.topology import loader
 
 
 @pytest.mark.parametrize(
-    ("preset", "expected"), [("production", 2820.0), ("pipeline", 2760.0), ("slo", 3000.0)]
+    ("preset", "expected"), [("production", 2820.0), ("pipeline", 4650.0), ("slo", 3000.0)]
 )
 def test_each_preset_bounds_how_long_a_scan_may_go_without_progress(preset, expected):
     topology = loader.load(preset).topology
@@ -20,9 +20,13 @@ def test_each_preset_bounds_how_long_a_scan_may_go_without_progress(preset, expe
 def test_a_step_bound_adds_every_attempt_the_backoff_and_the_deferral():
     topology = loader.load("pipeline").topology
 
-    # vision_analysis: TTL 300, time limit 60, 3 retries, backoff_max 120, max defer 900
-    assert step_bound(topology, "growbin.scan.classify", 900.0) == 4 * 360 + 3 * 120 + 900
-    assert stall_bound(topology, load_settings(env="test")) == 4 * 360 + 3 * 120 + 900 + STALL_GRACE
+    # vision_analysis: TTL 300, time limit 60, 5 retries, backoff_max 240, max defer 900
+    assert step_bound(topology, "growbin.scan.classify", 900.0) == 6 * 360 + 5 * 240 + 900
+    # the longest step is preprocess on user_input: TTL 600, time limit 300, 3 retries whose
+    # wait is the breaker's 30 s reset (longer than its 20 s backoff)
+    preprocess = step_bound(topology, "growbin.scan.preprocess", 900.0)
+    assert preprocess == 4 * 900 + 3 * 30 + 900
+    assert stall_bound(topology, load_settings(env="test")) == preprocess + STALL_GRACE
 
 
 def test_a_queue_without_a_ttl_gives_no_bound_so_no_scan_is_called_stalled():
