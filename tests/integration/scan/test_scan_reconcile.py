@@ -63,12 +63,17 @@ def test_a_scan_whose_failure_marking_could_not_reach_postgresql_ends_failed_aft
     start_worker,
     private_postgres,
 ):
-    # no retries for the vision step, so its first provider failure is its dead letter
+    # no retries for the vision step (its route's policy and its profile's), so its first
+    # failure is its dead letter
     text = loader.preset_path("pipeline").read_text()
-    ai_retry = "retry: {max_retries: 3, backoff_base: 20, backoff_max: 120}"
-    assert ai_retry in text
+    for ai_retry in (
+        "retry: {max_retries: 5, backoff_base: 30, backoff_max: 240, jitter: true}",
+        "retry: {max_retries: 3, backoff_base: 20, backoff_max: 120}",
+    ):
+        assert ai_retry in text
+        text = text.replace(ai_retry, "retry: {max_retries: 0}")
     path = tmp_path / "pipeline-no-ai-retries.yaml"
-    path.write_text(text.replace(ai_retry, "retry: {max_retries: 0}"))
+    path.write_text(text)
     env, app, ctx = platform(
         path, broker_api, temp_vhost, service_env, private_postgres.url, tmp_path, fake_openai
     )
