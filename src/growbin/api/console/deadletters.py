@@ -242,15 +242,21 @@ def confirm_page(
     )
 
 
-@router.post("/dead-letters/replay")
-def replay(request: Request, session: Session, runtime: Runtime, ids: Ids = []) -> Response:  # noqa: B006
+def _confirmed(ids: list[str], what: str) -> list[str]:
+    """The confirmed ids, in order, without repeats and within the selection cap."""
     if not ids:
         raise ConsoleRefusalError(
-            422, "Nothing chosen", "no dead letters were confirmed for replay"
+            422, "Nothing chosen", f"no dead letters were confirmed for {what}"
         )
+    return list(dict.fromkeys(ids[:MAX_SELECTION]))
+
+
+@router.post("/dead-letters/replay")
+def replay(request: Request, session: Session, runtime: Runtime, ids: Ids = []) -> Response:  # noqa: B006
+    chosen = _confirmed(ids, "replay")
     since = time.time()
     with shown_as_page(), service(runtime) as tools:
-        report = tools.replay(list(dict.fromkeys(ids[:MAX_SELECTION])))
+        report = tools.replay(chosen)
     return render(
         request,
         "outcome.html",
@@ -267,12 +273,9 @@ def replay(request: Request, session: Session, runtime: Runtime, ids: Ids = []) 
 
 @router.post("/dead-letters/purge")
 def purge(request: Request, session: Session, runtime: Runtime, ids: Ids = []) -> Response:  # noqa: B006
-    if not ids:
-        raise ConsoleRefusalError(
-            422, "Nothing chosen", "no dead letters were confirmed for purging"
-        )
+    chosen = _confirmed(ids, "purging")
     with shown_as_page(), service(runtime) as tools:
-        count = tools.purge(ids=list(dict.fromkeys(ids[:MAX_SELECTION])), confirm=True)
+        count = tools.purge(ids=chosen, confirm=True)
     return render(
         request,
         "outcome.html",
